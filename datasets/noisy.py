@@ -1,0 +1,226 @@
+"""Assembly: raw arrays -> clean probe holdout -> label noise on the rest -> NoisyDataset.
+
+Order as IEG: the probe set is drawn from the clean labels and removed first; noise is applied to
+the remaining training labels only (the probe is never noised). Probe and noise use independent
+random streams derived from the one seed.
+"""
+from __future__ import annotations
+
+import dataclasses
+import io
+import os
+
+import numpy as np
+
+from datasets import noise as noise_lib
+from datasets import probe as probe_lib
+from datasets import sources
+from datasets.spec import DatasetSpec, parse_dataset_spec
+from ieg.errors import UserError
+
+NOISE_FILE_VERSION = 1
+MAX_CLASSES_FULL_CONFUSION = 20   # larger K: a summary instead of the full matrix
+TOP_CONFUSIONS = 20
+
+
+@dataclasses.dataclass
+class NoisyDataset:
+  spec: DatasetSpec
+  num_classes: int
+  image_shape: tuple[int, int, int]
+  x_train: np.ndarray                  # uint8 [N, H, W, C]
+  y_train: np.ndarray                  # int64 [N] noisy labels
+  y_train_clean: np.ndarray | None     # int64 [N]; None when unknown (custom data, noise 'none')
+  corrupted: np.ndarray | None         # bool [N]; None when unknown
+  train_ids: np.ndarray                # int64 [N] index in the source's original train order
+  transition: np.ndarray | None        # float64 [K, K] T[true, noisy]; None when unknown
+  x_probe: np.ndarray                  # uint8 [P, H, W, C]; empty when there is no probe
+  y_probe: np.ndarray                  # int64 [P], clean
+  probe_ids: np.ndarray                # int64 [P] index in the source's train order (or in the
+                                       # custom file's x_probe when it brings its own probe set)
+  x_test: np.ndarray
+  y_test: np.ndarray
+  class_names: list[str] | None = None
+  seed: int | None = None
+  probe_ratio: float | None = None
+  probe_from_file: bool = False        # True when a custom file brought its own clean probe set
+
+  @property
+  def realised_noise_rate(self) -> float | None:
+    if self.corrupted is None or len(self.corrupted) == 0:
+      return None
+    return float(np.mean(self.corrupted))
+
+  def _class_label(self, c: int) -> str:
+    if self.class_names and self.class_names[c] != str(c):
+      return f"{c} {self.class_names[c]}"
+    return str(c)
+
+  def noise_report(self) -> str:
+    """Human-readable summary: realised corruption rate, per-class counts, confusion matrix."""
+    k = self.num_classes
+    lines = [f"dataset {self.spec}: {k} classes, images {self.image_shape}",
+             f"  train {len(self.y_train)}, probe {len(self.y_probe)}"
+             + (" (clean, from the dataset file)" if self.probe_from_file else " (clean)")
+             + f", test {len(self.y_test)}"]
+    noisy_counts = np.bincount(self.y_train, minlength=k)
+    probe_counts = np.bincount(self.y_probe, minlength=k)
+    test_counts = np.bincount(self.y_test, minlength=k)
+    if self.y_train_clean is None:
+      lines.append("  clean training labels unknown (labels used as given): no corruption rate")
+      clean_counts = None
+    else:
+      clean_counts = np.bincount(self.y_train_clean, minlength=k)
+      rate = self.realised_noise_rate or 0.0
+      line = (f"  noise {self.spec.noise} ratio {self.spec.ratio:g}: realised corruption rate "
+              f"{rate:.4f} ({int(np.sum(self.corrupted))} of {len(self.corrupted)} labels changed)")
+      if self.transition is not None:
+        line += f", expected {noise_lib.expected_flip_rate(self.transition, clean_counts):.4f}"
+      lines.append(line)
+    names = [self._class_label(c) for c in range(k)]
+    width = max(8, *(len(n) for n in names))
+    header = f"  {'class':<{width}} " + " ".join(
+        f"{h:>8}" for h in (["clean"] if clean_counts is not None else [])
+        + ["noisy", "corrupt", "probe", "test"])
+    lines += ["  per-class counts (train clean / train noisy / corrupted / probe / test):", header]
+    for c in range(k):
+      row = ([clean_counts[c]] if clean_counts is not None else []) + [noisy_counts[c]]
+      if self.corrupted is not None and self.y_train_clean is not None:
+        row.append(int(np.sum(self.corrupted & (self.y_train_clean == c))))
+      else:
+        row.append("-")
+      row += [probe_counts[c], test_counts[c]]
+      lines.append(f"  {names[c]:<{width}} " + " ".join(f"{v:>8}" for v in row))
+    if self.y_train_clean is not None:
+      conf = confusion_matrix(self.y_train_clean, self.y_train, k)
+      if k <= MAX_CLASSES_FULL_CONFUSION:
+        cell = max(5, len(str(int(conf.max()))) + 1)
+        lines.append("  confusion matrix (rows: clean label, columns: noisy label):")
+        lines.append("  " + " " * 5 + "".join(f"{j:>{cell}}" for j in range(k)))
+        for i in range(k):
+          lines.append(f"  {i:>4} " + "".join(f"{v:>{cell}}" for v in conf[i]))
+      else:   # 100 x 100 does not read as text: the diagonal and the largest confusions
+        diag = np.diag(conf)
+        lines.append(f"  confusion matrix ({k} x {k}): kept per clean class min "
+                     f"{diag.min()}, median {int(np.median(diag))}, max {diag.max()}")
+        off = conf.copy()
+        np.fill_diagonal(off, 0)
+        top = np.argsort(-off, axis=None, kind="stable")[:TOP_CONFUSIONS]
+        cells = [divmod(int(f), k) for f in top if off.flat[f] > 0]
+        if cells:
+          lines.append("  largest confusions (clean -> noisy: count): " + ", ".join(
+              f"{i}->{j}: {off[i, j]}" for i, j in cells))
+    return "\n".join(lines)
+
+  def save_noise_file(self, path) -> None:
+    """npz with the noisy and clean labels, corrupted mask, train/probe ids, transition, spec."""
+    unknown = np.zeros(0)
+    arrays = dict(
+        version=np.int64(NOISE_FILE_VERSION),
+        spec=np.array(str(self.spec)),
+        num_classes=np.int64(self.num_classes),
+        noisy_labels=self.y_train.astype(np.int64),
+        has_clean=np.bool_(self.y_train_clean is not None),
+        clean_labels=(self.y_train_clean.astype(np.int64) if self.y_train_clean is not None
+                      else unknown.astype(np.int64)),
+        corrupted=self.corrupted if self.corrupted is not None else unknown.astype(bool),
+        train_ids=self.train_ids.astype(np.int64),
+        probe_ids=self.probe_ids.astype(np.int64),
+        probe_labels=self.y_probe.astype(np.int64),
+        has_transition=np.bool_(self.transition is not None),
+        transition=(self.transition if self.transition is not None
+                    else unknown.reshape(0, 0)).astype(np.float64),
+        seed=np.int64(-1 if self.seed is None else self.seed),
+        probe_ratio=np.float64(np.nan if self.probe_ratio is None else self.probe_ratio),
+        probe_from_file=np.bool_(self.probe_from_file),
+    )
+    path = os.fspath(path)
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    buf = io.BytesIO()   # exact file name (np.savez would append .npz), written in one go
+    np.savez(buf, **arrays)
+    tmp = path + ".tmp"
+    with open(tmp, "wb") as f:
+      f.write(buf.getvalue())
+    os.replace(tmp, path)
+
+
+def load_noise_file(path) -> dict:
+  """Reads a file written by `save_noise_file`. Unknown clean labels / transition come back None."""
+  path = os.fspath(path)
+  if not os.path.isfile(path):
+    raise UserError(f"noise file {path} does not exist")
+  try:
+    with np.load(path, allow_pickle=False) as f:
+      d = {k: f[k] for k in f.files}
+  except Exception as e:  # pylint: disable=broad-except
+    raise UserError(f"noise file {path} is not a readable npz ({type(e).__name__}: {e})") from e
+  required = ("spec", "noisy_labels", "clean_labels", "corrupted", "train_ids", "probe_ids",
+              "transition", "has_clean", "has_transition")
+  missing = [k for k in required if k not in d]
+  if missing:
+    raise UserError(f"noise file {path} lacks {', '.join(missing)}: not written by "
+                    "save_noise_file?")
+  has_clean, has_t = bool(d["has_clean"]), bool(d["has_transition"])
+  seed = int(d["seed"]) if "seed" in d else -1
+  probe_ratio = float(d["probe_ratio"]) if "probe_ratio" in d else float("nan")
+  return {
+      "version": int(d.get("version", 1)),
+      "spec": parse_dataset_spec(str(d["spec"])),
+      "num_classes": int(d["num_classes"]) if "num_classes" in d else None,
+      "noisy_labels": d["noisy_labels"],
+      "clean_labels": d["clean_labels"] if has_clean else None,
+      "corrupted": d["corrupted"] if has_clean else None,
+      "train_ids": d["train_ids"],
+      "probe_ids": d["probe_ids"],
+      "probe_labels": d.get("probe_labels"),
+      "transition": d["transition"] if has_t else None,
+      "seed": None if seed < 0 else seed,
+      "probe_ratio": None if np.isnan(probe_ratio) else probe_ratio,
+      "probe_from_file": bool(d.get("probe_from_file", False)),
+  }
+
+
+def confusion_matrix(clean: np.ndarray, noisy: np.ndarray, num_classes: int) -> np.ndarray:
+  """Counts [K, K]: rows clean label, columns noisy label."""
+  flat = np.asarray(clean, np.int64) * num_classes + np.asarray(noisy, np.int64)
+  return np.bincount(flat, minlength=num_classes * num_classes).reshape(num_classes, num_classes)
+
+
+def build_noisy_dataset(spec: DatasetSpec, *, data_dir: str | None, probe_ratio: float, seed: int,
+                        dataset_file: str | None = None) -> NoisyDataset:
+  """Loads `spec.name`, holds out the clean probe set, then corrupts the remaining train labels."""
+  if isinstance(spec, str):
+    spec = parse_dataset_spec(spec)
+  noise_lib.stream_seed(seed, 0)   # validates --seed early
+  raw = sources.load_raw(spec.name, data_dir, dataset_file)
+  sources.check_raw(raw, f"--dataset={spec}")   # labels in [0, K), 4-D uint8, matching shapes
+  k = int(raw.num_classes)
+
+  if raw.x_probe is not None:
+    # A custom file's own clean probe set: no holdout from train.
+    probe_ids = np.arange(len(raw.y_probe), dtype=np.int64)
+    train_ids = np.arange(len(raw.y_train), dtype=np.int64)
+    x_probe, y_probe = raw.x_probe, raw.y_probe
+    probe_from_file = True
+  else:
+    probe_ids, train_ids = probe_lib.split_probe(raw.y_train, k, probe_ratio, seed)
+    x_probe, y_probe = raw.x_train[probe_ids], raw.y_train[probe_ids]
+    probe_from_file = False
+
+  given = raw.y_train[train_ids]
+  labels_known = spec.name != "custom"
+  if spec.noise == "none" and not labels_known:
+    y_train, y_clean, corrupted, transition = given, None, None, None
+  else:
+    noisy = noise_lib.corrupt_labels(given, spec.noise, spec.ratio, k, seed, spec.name)
+    y_train, y_clean = noisy.labels, given
+    corrupted, transition = noisy.corrupted, noisy.transition
+
+  return NoisyDataset(
+      spec=spec, num_classes=k, image_shape=tuple(int(s) for s in raw.x_train.shape[1:]),
+      x_train=raw.x_train[train_ids], y_train=y_train, y_train_clean=y_clean,
+      corrupted=corrupted, train_ids=train_ids, transition=transition,
+      x_probe=x_probe, y_probe=y_probe.astype(np.int64), probe_ids=probe_ids,
+      x_test=raw.x_test, y_test=raw.y_test, class_names=raw.class_names, seed=int(seed),
+      probe_ratio=None if probe_from_file else float(probe_ratio),
+      probe_from_file=probe_from_file)

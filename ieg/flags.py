@@ -1,0 +1,120 @@
+"""Command-line flags: the original IEG names and defaults, the new ones, and every method's options.
+
+Each method declares its hyper-parameters in its `Config` dataclass; a flag of the same name is
+defined here for every field, so a new method file brings its flags with it. This is the only
+module that reads flags.
+"""
+import dataclasses
+import typing
+
+from absl import flags
+
+import methods
+from ieg import config as config_lib
+from ieg import presets
+
+FLAGS = flags.FLAGS
+
+
+def define_flags() -> None:
+  """Defines every flag once (safe to call again)."""
+  if "dataset" in FLAGS:
+    return
+  d = config_lib.RunConfig()
+  flags.DEFINE_string("dataset", d.dataset, "<name>_<noise>_<ratio>, e.g. cifar10_uniform_0.4, mnist_symmetric_0.5, "
+                      "cifar10_asymmetric_0.4, digits_uniform_0.4; <name> alone or <name>_none keeps the labels.")
+  flags.DEFINE_string("method", d.method, "Training method: " + ", ".join(methods.method_names()))
+  flags.DEFINE_string("network_name", d.network_name, "Network, e.g. wrn28-10, resnet29, resnet32, cnn9, mnist_cnn.")
+  flags.DEFINE_string("mode", d.mode, "train or evaluation.")
+  flags.DEFINE_integer("max_iteration", d.max_iteration, "Training steps (ignored when --max_epoch is set).")
+  flags.DEFINE_integer("max_epoch", None, "If set, train for this many passes over the noisy training set.")
+  flags.DEFINE_integer("batch_size", d.batch_size, "Batch size per replica (global = per replica x replicas).")
+  flags.DEFINE_integer("val_batch_size", d.val_batch_size, "Evaluation batch size per replica.")
+  flags.DEFINE_float("learning_rate", d.learning_rate, "Base learning rate (not scaled with the replicas).")
+  flags.DEFINE_float("momentum", d.momentum, "Momentum of the TF1-style momentum optimizer.")
+  flags.DEFINE_string("optimizer", d.optimizer, "momentum (TF1 semantics, as IEG) or adam.")
+  flags.DEFINE_string("lr_schedule", d.lr_schedule, "One of " + ", ".join(config_lib.LR_SCHEDULES) + ".")
+  flags.DEFINE_list("decay_steps", [str(s) for s in d.decay_steps],
+                    "First cosine period, or the step boundaries of custom_step, or the exponential period.")
+  flags.DEFINE_float("decay_rate", d.decay_rate, "Factor of each custom_step boundary.")
+  flags.DEFINE_integer("warmup_epochs", d.warmup_epochs, "Linear warm-up epochs before the schedule.")
+  flags.DEFINE_float("cos_t_mul", d.cos_t_mul, "Period multiplier of cosine restarts.")
+  flags.DEFINE_float("cos_m_mul", d.cos_m_mul, "Peak multiplier of cosine restarts.")
+  flags.DEFINE_float("weight_decay", None, "Coupled L2 coefficient; default: the network's (WRN 5e-4, ResNet-29 1e-4).")
+  flags.DEFINE_float("grad_clip_norm", None, "Clip the global-batch gradient to this norm.")
+  flags.DEFINE_integer("eval_freq", d.eval_freq, "Steps between evaluations and checkpoints.")
+  flags.DEFINE_string("checkpoint_path", d.checkpoint_path, "Root of the run directories.")
+  flags.DEFINE_integer("restore_step", d.restore_step, "0 restores the newest checkpoint; >0 that step.")
+  flags.DEFINE_integer("seed", d.seed, "Seed of every random draw: noise, probe, order, augmentation, init.")
+  flags.DEFINE_bool("use_ema", d.use_ema, "Evaluate with the exponential moving average of the weights.")
+  flags.DEFINE_float("probe_dataset_hold_ratio", d.probe_dataset_hold_ratio,
+                     "Fraction of the training set held out as the clean, class-balanced probe set.")
+  flags.DEFINE_string("aug_type", d.aug_type, "Strong view of IEG: autoaug, randaug, randaug_per_image or none.")
+  flags.DEFINE_string("data_dir", None, "Data folder: local archives in <data_dir>/<name>/, and the TFDS data dir.")
+  flags.DEFINE_string("dataset_file", None, "Your own data (.npz with x_train, y_train, x_test, y_test).")
+  flags.DEFINE_string("distribution_strategy", d.distribution_strategy, "mirrored, one_device or multi_worker.")
+  flags.DEFINE_bool("deterministic", d.deterministic, "Deterministic TF ops (slower): identical reruns.")
+  flags.DEFINE_bool("jit_compile", d.jit_compile, "Compile the train step with XLA.")
+  flags.DEFINE_string("preset", None, "Named paper setting that fills the flags you do not set, e.g. "
+                      "sigua_mnist_sym50; see the README's preset table.")
+  _define_method_flags()
+
+
+_DEFINERS = {bool: flags.DEFINE_bool, int: flags.DEFINE_integer, float: flags.DEFINE_float, str: flags.DEFINE_string}
+
+
+def _base_type(annotation):
+  """float | None -> float; a plain type -> itself."""
+  args = [a for a in typing.get_args(annotation) if a is not type(None)]
+  return args[0] if args else annotation
+
+
+def method_option_fields() -> dict[str, dataclasses.Field]:
+  """Every method Config field by name; a name shared by two methods must mean the same thing."""
+  fields: dict[str, dataclasses.Field] = {}
+  owners: dict[str, str] = {}
+  for name, cls in methods.method_classes().items():
+    hints = typing.get_type_hints(cls.Config)
+    for field in dataclasses.fields(cls.Config):
+      field.type = hints[field.name]
+      if field.name in fields:
+        other = fields[field.name]
+        if (other.default, _base_type(other.type)) != (field.default, _base_type(field.type)):
+          raise ValueError(f"option {field.name!r} of methods {owners[field.name]} and {name} differ")
+        continue
+      fields[field.name] = field
+      owners[field.name] = name
+  return fields
+
+
+def _define_method_flags() -> None:
+  for name, field in method_option_fields().items():
+    kind = _base_type(field.type)
+    help_text = field.metadata.get("help", f"Option of the {name} method.")
+    _DEFINERS[kind](name, field.default, help_text)
+
+
+def _flag_value(name: str, preset: dict):
+  """The command-line value; else the preset's; else the flag's default."""
+  if FLAGS[name].present or name not in preset:
+    return FLAGS[name].value
+  return preset[name]
+
+
+def read_config() -> config_lib.RunConfig:
+  """The RunConfig of the parsed command line and --preset (not yet validated)."""
+  preset = presets.preset_values(FLAGS.preset) if FLAGS.preset else {}
+  unknown = set(preset) - set(FLAGS)
+  if unknown:
+    raise ValueError(f"preset {FLAGS.preset} sets unknown flags {sorted(unknown)}")
+  base_names = {f.name for f in dataclasses.fields(config_lib.RunConfig)} - {"method_options"}
+  values = {name: _flag_value(name, preset) for name in base_names}
+  try:
+    decay_steps = _flag_value("decay_steps", preset)
+    decay_steps = decay_steps.split(",") if isinstance(decay_steps, str) else decay_steps
+    values["decay_steps"] = tuple(int(s) for s in decay_steps)
+  except ValueError:
+    from ieg.errors import UserError  # pylint: disable=g-import-not-at-top
+    raise UserError(f"--decay_steps={FLAGS.decay_steps} is invalid: give integers, e.g. 500 or 40000,60000")
+  options = {name: _flag_value(name, preset) for name in method_option_fields()}
+  return config_lib.RunConfig(**values, method_options=options)

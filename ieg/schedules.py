@@ -1,0 +1,71 @@
+"""Learning-rate schedules of the original IEG code, as Keras schedules of the step counter."""
+import math
+
+import keras
+import tensorflow as tf
+
+from ieg.errors import UserError
+
+EXPONENTIAL_DECAY_FACTOR = 0.9  # the original's `exponential` schedule: lr * 0.9^floor(step / decay_steps)
+
+
+@keras.saving.register_keras_serializable("ieg")
+class LinearWarmup(keras.optimizers.schedules.LearningRateSchedule):
+  """Linear ramp from 0 to the base schedule over `warmup_steps`, then the base schedule."""
+
+  def __init__(self, base, warmup_steps: int):
+    self.base = base
+    self.warmup_steps = warmup_steps
+
+  def __call__(self, step):
+    step = tf.cast(step, tf.float32)
+    warm = tf.cast(self.warmup_steps, tf.float32)
+    after = self.base(tf.maximum(step - warm, 0.0))
+    return tf.where(step < warm, self.base(0) * step / tf.maximum(warm, 1.0), after)
+
+  def get_config(self):
+    return {"base": keras.saving.serialize_keras_object(self.base), "warmup_steps": self.warmup_steps}
+
+
+def _cosine(lr, decay_steps, max_iteration, cfg):
+  return keras.optimizers.schedules.CosineDecayRestarts(
+      lr, first_decay_steps=decay_steps[0], t_mul=cfg.cos_t_mul, m_mul=cfg.cos_m_mul, alpha=0.0)
+
+
+def _custom_step(lr, decay_steps, max_iteration, cfg):
+  values = [lr * cfg.decay_rate ** k for k in range(len(decay_steps) + 1)]
+  return keras.optimizers.schedules.PiecewiseConstantDecay(list(decay_steps), values)
+
+
+def _exponential(lr, decay_steps, max_iteration, cfg):
+  return keras.optimizers.schedules.ExponentialDecay(
+      lr, decay_steps=decay_steps[0], decay_rate=EXPONENTIAL_DECAY_FACTOR, staircase=True)
+
+
+def _cosine_one(lr, decay_steps, max_iteration, cfg):
+  return keras.optimizers.schedules.CosineDecay(lr, decay_steps=max_iteration, alpha=0.0)
+
+
+def _constant(lr, decay_steps, max_iteration, cfg):
+  return keras.optimizers.schedules.PiecewiseConstantDecay([max_iteration], [lr, lr])
+
+
+_SCHEDULES = {
+    "cosine": _cosine,
+    "cosine_warmup": _cosine,  # the warm-up is added below, as for every schedule with warmup_epochs > 0
+    "custom_step": _custom_step,
+    "exponential": _exponential,
+    "cosine_one": _cosine_one,
+    "constant": _constant,
+}
+
+
+def make_schedule(cfg, steps_per_epoch: int, max_iteration: int):
+  """The schedule named by `cfg.lr_schedule`, with a linear warm-up when `cfg.warmup_epochs > 0`."""
+  if cfg.lr_schedule not in _SCHEDULES:
+    raise UserError(f"--lr_schedule={cfg.lr_schedule} is not known: choose one of {', '.join(_SCHEDULES)}")
+  schedule = _SCHEDULES[cfg.lr_schedule](cfg.learning_rate, list(cfg.decay_steps), max_iteration, cfg)
+  warmup_steps = int(math.ceil(cfg.warmup_epochs * steps_per_epoch))
+  if warmup_steps > 0:
+    schedule = LinearWarmup(schedule, warmup_steps)
+  return schedule

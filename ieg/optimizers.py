@@ -38,10 +38,51 @@ class TF1Momentum(keras.optimizers.Optimizer):
     return {**super().get_config(), "momentum": self.momentum}
 
 
+class Beta1SwitchAdam(keras.optimizers.Adam):
+  """Adam whose beta1 drops from `beta_1` to `beta_1_after` at step `switch_step` (co-teaching's plan).
+
+  The bias correction 1 - beta1^t uses the current beta1, as PyTorch's Adam does when the plan
+  rewrites its `betas` (and as Keras' Adam does with its own beta1).
+  """
+
+  def __init__(self, switch_step: int, beta_1_after: float = 0.1, name: str = "adam", **kwargs):
+    super().__init__(name=name, **kwargs)
+    if self.amsgrad:
+      raise ValueError("Beta1SwitchAdam does not implement amsgrad")
+    self.switch_step = int(switch_step)
+    self.beta_1_after = beta_1_after
+
+  def current_beta_1(self) -> tf.Tensor:
+    return tf.where(self.iterations >= self.switch_step, self.beta_1_after, self.beta_1)
+
+  def update_step(self, gradient, variable, learning_rate):
+    dtype = variable.dtype
+    lr = tf.cast(learning_rate, dtype)
+    gradient = tf.cast(gradient, dtype)
+    step = tf.cast(self.iterations + 1, dtype)
+    beta_1 = tf.cast(self.current_beta_1(), dtype)
+    beta_2 = tf.cast(self.beta_2, dtype)
+    m = self._momentums[self._get_variable_index(variable)]
+    v = self._velocities[self._get_variable_index(variable)]
+    alpha = lr * tf.sqrt(1 - tf.pow(beta_2, step)) / (1 - tf.pow(beta_1, step))
+    self.assign_add(m, (gradient - m) * (1 - beta_1))
+    self.assign_add(v, (tf.square(gradient) - v) * (1 - beta_2))
+    self.assign_sub(variable, m * alpha / (tf.sqrt(v) + self.epsilon))
+
+  def get_config(self):
+    return {**super().get_config(), "switch_step": self.switch_step, "beta_1_after": self.beta_1_after}
+
+
 def make_optimizer(name: str, learning_rate, momentum: float) -> keras.optimizers.Optimizer:
-  """`momentum`: TF1 momentum (IEG). `adam`: Adam with PyTorch's epsilon (SIGUA, PRL)."""
+  """`momentum`: TF1 momentum (IEG). `adam`: Adam with PyTorch's epsilon (SIGUA, PRL).
+
+  A schedule with `adam_beta1_switch_step` (co-teaching's plan) also switches Adam's beta1 there.
+  """
   if name == "momentum":
     return TF1Momentum(learning_rate=learning_rate, momentum=momentum)
   if name == "adam":
+    switch_step = getattr(learning_rate, "adam_beta1_switch_step", None)
+    if switch_step is not None:
+      return Beta1SwitchAdam(switch_step, learning_rate=learning_rate, epsilon=1e-8)
     return keras.optimizers.Adam(learning_rate=learning_rate, epsilon=1e-8)
   raise UserError(f"--optimizer={name} is not known: choose momentum or adam")

@@ -46,3 +46,26 @@ def two_cpus():
   if len(devices) < 2:
     pytest.skip("two logical CPU devices could not be configured")
   return devices[:2]
+
+
+def _fresh_collective_keys_per_strategy() -> None:
+  """Gives every MirroredStrategy of the test session collective keys of its own.
+
+  Each strategy of a process starts at the same group and instance keys, and the runtime remembers
+  a collective's shape and type by those keys: a later strategy whose step all-reduces other tensors
+  in the same slots fails with "Shape mismatch in the collective instance". TensorFlow's own test
+  combinations avoid this the same way.
+  """
+  import itertools  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  original_init = tf.distribute.MirroredStrategy.__init__
+  bases = itertools.count(start=1_000_000, step=10_000)
+
+  def init_with_own_keys(self, *args, **kwargs):
+    self._collective_key_base = next(bases)  # pylint: disable=protected-access
+    original_init(self, *args, **kwargs)
+
+  tf.distribute.MirroredStrategy.__init__ = init_with_own_keys
+
+
+_fresh_collective_keys_per_strategy()

@@ -38,6 +38,9 @@ class NoiseModel:
   transition: Callable[[float, int, str], np.ndarray]   # (ratio, K, dataset) -> T
   sampler: Sampler                                      # (clean, ratio, T, rng) -> noisy labels
   needs_ratio: bool = True
+  # Instance-level models (a per-example label file, open-set images) have no transition matrix;
+  # they map the whole training split at once (see `register_example_noise`).
+  per_example: "ExampleSampler | None" = None
 
 
 _MODELS: dict[str, NoiseModel] = {}
@@ -169,6 +172,9 @@ def check_supported(noise: str, dataset: str) -> None:
     raise UserError(f"--dataset: asymmetric noise is defined only for "
                     f"{', '.join(ASYMMETRIC_MAPS)}, not for {dataset!r}; use uniform, symmetric "
                     "or pairflip")
+  if noise == "openset" and dataset not in OPENSET_DATASETS:
+    raise UserError(f"--dataset: open-set noise (CIFAR-100 images inside CIFAR-10) is defined only "
+                    f"for {', '.join(OPENSET_DATASETS)}, not for {dataset!r}")
 
 
 def _check_ratio(ratio: float) -> float:
@@ -221,3 +227,69 @@ def expected_flip_rate(transition: np.ndarray, class_counts: np.ndarray) -> floa
   if counts.sum() == 0:
     return 0.0
   return float(np.sum(counts / counts.sum() * (1.0 - np.diag(transition))))
+
+
+# ---------------------------------------------------------------------------------------------
+# Instance-level noise: models that act on whole examples instead of through a matrix T.
+
+# Datasets whose training images open-set noise may replace with CIFAR-100 images.
+OPENSET_DATASETS = ("cifar10", "cifar10_subset")
+
+
+@dataclasses.dataclass
+class ExampleNoiseInput:
+  """What an instance-level model sees: the training rows to corrupt (after the probe holdout)."""
+  dataset: str
+  data_dir: str | None
+  ratio: float
+  num_classes: int
+  seed: int
+  clean: np.ndarray                # int64 [N] clean labels of the rows
+  source_ids: np.ndarray           # int64 [N] their rows in the source's training order
+  images: np.ndarray | None = None  # the rows' inputs (uint8 images or token ids)
+
+
+@dataclasses.dataclass
+class ExampleNoise:
+  labels: np.ndarray                # int64 [N] training labels after the noise
+  corrupted: np.ndarray             # bool [N] rows the noise touched (label or image)
+  images: np.ndarray | None = None  # the rows' inputs when the model replaced some, else None
+
+
+ExampleSampler = Callable[[ExampleNoiseInput], ExampleNoise]
+
+
+def _no_transition(name: str):
+  def transition(ratio, k, dataset):
+    raise ValueError(f"noise {name!r} acts per example and has no transition matrix; "
+                     "use apply_example_noise")
+  return transition
+
+
+def register_example_noise(name: str, *, needs_ratio: bool = True):
+  """Decorator: registers `fn(ExampleNoiseInput) -> ExampleNoise` as noise model `name`."""
+  def decorator(fn: ExampleSampler) -> ExampleSampler:
+    if name in _MODELS:
+      raise ValueError(f"noise model {name!r} is already registered")
+    _MODELS[name] = NoiseModel(name, _no_transition(name), _sample_none, needs_ratio, per_example=fn)
+    return fn
+  return decorator
+
+
+def apply_example_noise(noise: str, inputs: ExampleNoiseInput) -> ExampleNoise:
+  """Runs instance-level model `noise` and checks what it returns."""
+  model = get_model(noise)
+  if model.per_example is None:
+    raise ValueError(f"noise {noise!r} is a transition-matrix model; use corrupt_labels")
+  inputs.ratio = _check_ratio(inputs.ratio)
+  stream_seed(inputs.seed, 0)   # validates the seed
+  out = model.per_example(inputs)
+  n = len(inputs.clean)
+  assert out.labels.shape == (n,) and out.corrupted.shape == (n,), (noise, out)
+  assert out.images is None or len(out.images) == n, noise
+  out.labels = out.labels.astype(np.int64)
+  return out
+
+
+# The instance-level models register themselves on import.
+from datasets import noise_instance  # noqa: E402,F401  pylint: disable=wrong-import-position

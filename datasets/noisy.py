@@ -44,6 +44,33 @@ class NoisyDataset:
   seed: int | None = None
   probe_ratio: float | None = None
   probe_from_file: bool = False        # True when a custom file brought its own clean probe set
+  vocabulary: list[str] | None = None  # text data: the token of every id (x arrays hold int32 ids)
+
+  # What the run needs to know, shared with the streamed `noisy_files.FileNoisyDataset`.
+  @property
+  def kind(self) -> str:
+    return "text" if self.vocabulary is not None else "images"
+
+  @property
+  def num_train(self) -> int:
+    return len(self.y_train)
+
+  @property
+  def num_probe(self) -> int:
+    return len(self.y_probe)
+
+  @property
+  def num_test(self) -> int:
+    return len(self.y_test)
+
+  @property
+  def examples_per_epoch(self) -> int:
+    return self.num_train
+
+  @property
+  def network_options(self) -> dict:
+    """Extra arguments of `networks.build_network` that the data decides (a vocabulary size)."""
+    return {} if self.vocabulary is None else {"vocabulary_size": len(self.vocabulary)}
 
   @property
   def realised_noise_rate(self) -> float | None:
@@ -72,8 +99,10 @@ class NoisyDataset:
     else:
       clean_counts = np.bincount(self.y_train_clean, minlength=k)
       rate = self.realised_noise_rate or 0.0
+      what = ("images replaced, labels kept" if np.array_equal(self.y_train, self.y_train_clean)
+              else "labels changed")   # open-set noise corrupts images, not labels
       line = (f"  noise {self.spec.noise} ratio {self.spec.ratio:g}: realised corruption rate "
-              f"{rate:.4f} ({int(np.sum(self.corrupted))} of {len(self.corrupted)} labels changed)")
+              f"{rate:.4f} ({int(np.sum(self.corrupted))} of {len(self.corrupted)} {what})")
       if self.transition is not None:
         line += f", expected {noise_lib.expected_flip_rate(self.transition, clean_counts):.4f}"
       lines.append(line)
@@ -208,8 +237,18 @@ def build_noisy_dataset(spec: DatasetSpec, *, data_dir: str | None, probe_ratio:
     probe_from_file = False
 
   given = raw.y_train[train_ids]
+  x_train = raw.x_train[train_ids]
   labels_known = spec.name != "custom"
-  if spec.noise == "none" and not labels_known:
+  if raw.y_train_noisy is not None:   # real noisy labels next to the clean ones (CIFAR-N)
+    y_train, y_clean = raw.y_train_noisy[train_ids], given
+    corrupted, transition = y_train != y_clean, None
+  elif noise_lib.get_model(spec.noise).per_example is not None:   # dependent, openset
+    out = noise_lib.apply_example_noise(spec.noise, noise_lib.ExampleNoiseInput(
+        dataset=spec.name, data_dir=data_dir, ratio=spec.ratio, num_classes=k, seed=seed,
+        clean=given, source_ids=train_ids, images=x_train))
+    y_train, y_clean, corrupted, transition = out.labels, given, out.corrupted, None
+    x_train = out.images if out.images is not None else x_train
+  elif spec.noise == "none" and not labels_known:
     y_train, y_clean, corrupted, transition = given, None, None, None
   else:
     noisy = noise_lib.corrupt_labels(given, spec.noise, spec.ratio, k, seed, spec.name)
@@ -218,9 +257,9 @@ def build_noisy_dataset(spec: DatasetSpec, *, data_dir: str | None, probe_ratio:
 
   return NoisyDataset(
       spec=spec, num_classes=k, image_shape=tuple(int(s) for s in raw.x_train.shape[1:]),
-      x_train=raw.x_train[train_ids], y_train=y_train, y_train_clean=y_clean,
+      x_train=x_train, y_train=y_train, y_train_clean=y_clean,
       corrupted=corrupted, train_ids=train_ids, transition=transition,
       x_probe=x_probe, y_probe=y_probe.astype(np.int64), probe_ids=probe_ids,
       x_test=raw.x_test, y_test=raw.y_test, class_names=raw.class_names, seed=int(seed),
       probe_ratio=None if probe_from_file else float(probe_ratio),
-      probe_from_file=probe_from_file)
+      probe_from_file=probe_from_file, vocabulary=raw.vocabulary)

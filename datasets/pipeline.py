@@ -137,3 +137,26 @@ def augmentation_for(dataset_name: str, image_shape: tuple[int, int, int]) -> di
   if dataset_name.startswith("cifar") or (dataset_name == "custom" and colour):
     return {"weak_augmentation": "crop_flip", "pad": 2, "flip": True, "cutout_size": image_shape[0] // 2}
   return {"weak_augmentation": "none", "pad": 0, "flip": False, "cutout_size": image_shape[0] // 2}
+
+
+def replica_slices(dataset: tf.data.Dataset, *, num_replicas: int, first_replica: int,
+                   local_replicas: int) -> tf.data.Dataset:
+  """Global batches -> this worker's per-replica batches, in replica order.
+
+  Every worker builds the same global batches (they depend on (seed, step) only) and keeps the
+  slices of its own replicas: global replica r of R gets rows [r * n / R, (r + 1) * n / R) of
+  every tensor of n rows, the split a one-process MirroredStrategy makes. The slices of one global
+  batch come out as `local_replicas` consecutive elements, which `tf.distribute` hands to the
+  worker's local replicas in turn.
+  """
+  def own_slices(batch):
+    def split(tensor):
+      rows = tf.shape(tensor)[0]
+      tf.debugging.assert_equal(rows % num_replicas, 0, message="a global batch does not split evenly across replicas")
+      per_replica = rows // num_replicas
+      start = first_replica * per_replica
+      mine = tensor[start:start + local_replicas * per_replica]
+      return tf.reshape(mine, tf.concat([[local_replicas, per_replica], tf.shape(tensor)[1:]], axis=0))
+    return tf.nest.map_structure(split, batch)
+
+  return dataset.map(own_slices, num_parallel_calls=AUTOTUNE, deterministic=True).unbatch()

@@ -31,6 +31,9 @@ class DatasetSpec:
     if self.noise == "none" and ratio != 0.0:
       raise UserError(f"{FLAG}={text}: noise 'none' takes no ratio (or 0)")
     noise_lib.check_supported(self.noise, self.name)
+    if self.noise != "none" and sources.has_real_noise(self.name):
+      raise UserError(f"{FLAG}={text}: {self.name} comes with real noisy labels and takes no "
+                      f"synthetic noise; use --dataset={self.name}")
     object.__setattr__(self, "ratio", ratio)
 
   def __str__(self) -> str:

@@ -10,6 +10,7 @@ from networks.registry import (build_network, default_weight_decay, has_batch_no
 # Importing the family modules fills the registry.
 from networks import cnn as _cnn  # noqa: F401,E402
 from networks import resnet as _resnet  # noqa: F401,E402
+from networks import textcnn as _textcnn  # noqa: F401,E402
 from networks import wrn as _wrn  # noqa: F401,E402
 
 __all__ = [

@@ -65,8 +65,9 @@ def build_network(name: str, num_classes: int, input_shape: tuple[int, int, int]
   """Builds network `name` for float32 images of `input_shape` (H, W, C); outputs K logits."""
   if num_classes < 1:
     raise UserError(f"num_classes must be at least 1 (got {num_classes}); check the dataset spec")
-  if len(input_shape) != 3:
-    raise UserError(f"input_shape must be (height, width, channels) (got {tuple(input_shape)})")
+  if len(input_shape) not in (1, 3):   # (H, W, C) images, or (L,) token sequences (textcnn)
+    raise UserError(f"input_shape must be (height, width, channels) or (sequence length,) "
+                    f"(got {tuple(input_shape)})")
   return _entry(name).builder(int(num_classes), tuple(int(d) for d in input_shape), **options)
 
 

@@ -173,7 +173,7 @@ def test_wrn28_10_has_the_variable_layout_of_the_original():
 def test_registry_lists_every_network_with_its_reference_weight_decay():
   expected = {"wrn28-10": 5e-4, "wrn28-2": 5e-4, "resnet29": 1e-4, "resnet32": 5e-4,
               "resnet32_gn": 5e-4, "resnet50": 4e-4, "cnn9": 0.0, "cnn9_gn": 0.0,
-              "mnist_cnn": 0.0}
+              "mnist_cnn": 0.0, "textcnn": 0.0}
   assert networks.network_names() == sorted(expected)
   assert {name: networks.default_weight_decay(name) for name in expected} == expected
 

@@ -333,7 +333,9 @@ def test_unknown_source_and_registry(monkeypatch):
     load_raw("imagenet", None)
   names = sources.source_names()
   assert names == ["cifar10", "cifar100", "mnist", "fashion_mnist", "digits", "cifar10_subset",
-                   "custom"]
+                   "custom", "cifar10n_aggre", "cifar10n_worst", "cifar10n_rand1", "cifar10n_rand2",
+                   "cifar10n_rand3", "cifar100n_noisy", "clothing1m", "clothing1m_balanced", "trec",
+                   "webvisionmini"]
   monkeypatch.setattr(sources, "_SOURCES", dict(sources._SOURCES))
 
   @sources.register_source("tiny")

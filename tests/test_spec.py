@@ -101,7 +101,9 @@ def _supported_noises(name):
   out = [n for n in noise_lib.noise_names() if n != "none"]
   if name not in noise_lib.ASYMMETRIC_MAPS:
     out.remove("asymmetric")
-  return out
+  if name not in noise_lib.OPENSET_DATASETS:
+    out.remove("openset")
+  return [] if sources.has_real_noise(name) else out   # real noisy labels take no synthetic noise
 
 
 @st.composite

@@ -10,9 +10,10 @@ from typing import Any
 
 from ieg.errors import UserError
 
-LR_SCHEDULES = ("cosine", "custom_step", "cosine_warmup", "exponential", "cosine_one", "constant")
+LR_SCHEDULES = ("cosine", "custom_step", "cosine_warmup", "exponential", "cosine_one", "constant",
+                "coteaching_linear")
 DISTRIBUTION_STRATEGIES = ("mirrored", "one_device", "multi_worker")
-MODES = ("train", "evaluation")
+MODES = ("train", "evaluation", "report")
 OPTIMIZERS = ("momentum", "adam")
 
 
@@ -51,6 +52,7 @@ class RunConfig:
   deterministic: bool = False
   jit_compile: bool = False
   preset: str | None = None
+  use_imagenet_as_eval: bool = False
   method_options: dict[str, Any] = dataclasses.field(default_factory=dict)
 
   def validate(self) -> "RunConfig":
@@ -72,9 +74,9 @@ class RunConfig:
       raise UserError(f"--decay_steps={_csv(self.decay_steps)} is invalid: give positive step counts, e.g. 500 or 40000,60000")
     if self.lr_schedule == "custom_step" and list(self.decay_steps) != sorted(self.decay_steps):
       raise UserError(f"--decay_steps={_csv(self.decay_steps)} must be increasing for --lr_schedule=custom_step")
-    if self.weight_decay is not None and self.weight_decay < 0:
+    if self.weight_decay is not None and not 0 <= self.weight_decay < math.inf:  # NaN fails too
       raise UserError(f"--weight_decay={self.weight_decay} is invalid: give a value >= 0 (or leave it unset for the network's default)")
-    if self.grad_clip_norm is not None and self.grad_clip_norm <= 0:
+    if self.grad_clip_norm is not None and not 0 < self.grad_clip_norm < math.inf:
       raise UserError(f"--grad_clip_norm={self.grad_clip_norm} is invalid: give a positive norm or leave it unset")
     if self.warmup_epochs < 0:
       raise UserError(f"--warmup_epochs={self.warmup_epochs} is invalid: give 0 or more epochs")
@@ -120,7 +122,7 @@ def _one_of(flag: str, value: str, valid) -> None:
 
 
 def _positive(flag: str, value) -> None:
-  if value is None or value <= 0 or (isinstance(value, float) and math.isnan(value)):
+  if value is None or not 0 < value < math.inf:  # NaN and infinity fail too
     raise UserError(f"--{flag}={value} is invalid: it must be a positive number")
 
 

@@ -4,6 +4,7 @@ The run directory (`RunConfig.run_dir`) receives the resolved flags, the noisy l
 TensorBoard events, results.json and log.jsonl. Running the same command again resumes training from
 the newest readable checkpoint.
 """
+import contextlib
 import dataclasses
 import logging
 import math
@@ -17,17 +18,28 @@ import tensorflow as tf
 import methods
 import networks
 from datasets import noisy as noisy_lib
+from datasets import noisy_files
 from datasets import pipeline
+from datasets import pipeline_files
+from datasets import pipeline_text
+from datasets import sources
 from datasets import spec as spec_lib
 from ieg import callbacks as callbacks_lib
 from ieg import checkpoints
+from ieg import fault_points
+from ieg import guard_callbacks
+from ieg import interrupts
 from ieg import optimizers
+from ieg import run_compat
+from ieg import reports
 from ieg import run_files
+from ieg import run_lock
 from ieg import schedules
 from ieg import strategy as strategy_lib
 from ieg.config import RunConfig
 from ieg.errors import UserError
 from methods.base import TrainingContext
+from networks import textcnn
 
 
 @dataclasses.dataclass
@@ -51,6 +63,10 @@ def set_determinism(config: RunConfig) -> None:
 
 def load_data(config: RunConfig) -> noisy_lib.NoisyDataset:
   spec = spec_lib.parse_dataset_spec(config.dataset)
+  if sources.source_kind(spec.name) == sources.KIND_IMAGE_FILES:   # too large for memory: streamed
+    return noisy_files.build_file_dataset(
+        spec, data_dir=config.data_dir, probe_ratio=config.probe_dataset_hold_ratio, seed=config.seed,
+        use_imagenet_as_eval=config.use_imagenet_as_eval)
   return noisy_lib.build_noisy_dataset(spec, data_dir=config.data_dir, probe_ratio=config.probe_dataset_hold_ratio,
                                        seed=config.seed, dataset_file=config.dataset_file)
 
@@ -68,21 +84,22 @@ def build(config: RunConfig, data: noisy_lib.NoisyDataset | None = None) -> Run:
   data = data if data is not None else load_data(config)
   strategy = strategy_lib.make_strategy(config.distribution_strategy)
   global_batch = config.batch_size * strategy.num_replicas_in_sync
-  steps_per_epoch = max(len(data.x_train) // global_batch, 1)
+  steps_per_epoch = max(data.examples_per_epoch // global_batch, 1)
   max_iteration = config.max_epoch * steps_per_epoch if config.max_epoch else config.max_iteration
   method_cls = methods.method_class(config.method)
-  if method_cls.needs_probe and len(data.x_probe) == 0:
+  check_network_fits_data(config, data, method_cls)
+  if method_cls.needs_probe and data.num_probe == 0:
     raise UserError(f"--method={config.method} needs a clean probe set: set --probe_dataset_hold_ratio > 0 "
                     "(e.g. 0.02) or give x_probe/y_probe in --dataset_file")
   weight_decay = (networks.default_weight_decay(config.network_name)
                   if config.weight_decay is None else config.weight_decay)
 
   def make_network():
-    return networks.build_network(config.network_name, data.num_classes, data.image_shape)
+    return networks.build_network(config.network_name, data.num_classes, data.image_shape, **data.network_options)
 
   with strategy.scope():
     context = TrainingContext(
-        num_classes=data.num_classes, steps_per_epoch=steps_per_epoch, num_train_examples=len(data.x_train),
+        num_classes=data.num_classes, steps_per_epoch=steps_per_epoch, num_train_examples=data.num_train,
         weight_decay=weight_decay, use_ema=config.use_ema, grad_clip_norm=config.grad_clip_norm, seed=config.seed,
         noise_ratio=data.spec.ratio, transition=data.transition, make_network=make_network,
         corrupted=data.corrupted)
@@ -90,7 +107,8 @@ def build(config: RunConfig, data: noisy_lib.NoisyDataset | None = None) -> Run:
     schedule = schedules.make_schedule(config, steps_per_epoch, max_iteration)
     optimizer = optimizers.make_optimizer(config.optimizer, schedule, config.momentum)
     model.compile(optimizer=optimizer, jit_compile=config.jit_compile)
-    optimizer.build(model.trainable_variables)  # slot variables must exist before a restore
+    optimizer.build(model.network.trainable_variables)  # slots must exist before a restore; a peer network has its own
+  strategy_lib.prepare_model(model, strategy)  # Keras gaps under a multi-worker strategy
   store = checkpoints.CheckpointStore(os.path.join(config.run_dir, run_files.CHECKPOINT_DIR),
                                       model.checkpoint_variables())
   return Run(config, data, strategy, model, store, global_batch, steps_per_epoch, max_iteration)
@@ -121,11 +139,13 @@ def prepare_run_dir(run: Run) -> None:
   resolved = {**config.to_json(), "num_replicas": run.strategy.num_replicas_in_sync, "global_batch": run.global_batch,
               "steps_per_epoch": run.steps_per_epoch, "max_iteration_resolved": run.max_iteration,
               "weight_decay_resolved": run.model.context.weight_decay, "num_classes": data.num_classes,
-              "num_train": len(data.x_train), "num_probe": len(data.x_probe), "num_test": len(data.x_test)}
+              "num_train": data.num_train, "num_probe": data.num_probe, "num_test": data.num_test}
   run_files.write_json_atomic(os.path.join(config.run_dir, run_files.FLAGS_FILE), resolved)
 
 
 def train_dataset(run: Run, start_step: int) -> tf.data.Dataset:
+  if run.data.kind in _OTHER_TRAIN_PIPELINES:   # token ids, streamed image files
+    return _OTHER_TRAIN_PIPELINES[run.data.kind](run, start_step)
   data, config, cls = run.data, run.config, type(run.model)
   augmentation = pipeline.augmentation_for(data.spec.name, data.image_shape)
   probe = {}
@@ -138,45 +158,133 @@ def train_dataset(run: Run, start_step: int) -> tf.data.Dataset:
 
 def eval_dataset(run: Run) -> tf.data.Dataset:
   batch = run.config.val_batch_size * run.strategy.num_replicas_in_sync
+  if run.data.kind == "text":
+    return pipeline_text.eval_dataset(run.data.x_test, run.data.y_test, batch_size=batch)
+  if run.data.kind == "image_files":
+    return pipeline_files.eval_dataset(run.data.test, batch_size=batch, image_size=run.data.image_shape[0])
   return pipeline.eval_dataset(run.data.x_test, run.data.y_test, batch_size=batch)
+
+
+def check_network_fits_data(config: RunConfig, data, method_cls) -> None:
+  """Text data needs a text network (and no strong image view); image data an image network."""
+  text_network = config.network_name in textcnn.TEXT_NETWORKS
+  if (data.kind == "text") != text_network:
+    wanted = f"one of {', '.join(textcnn.TEXT_NETWORKS)}" if data.kind == "text" else "an image network"
+    raise UserError(f"--network_name={config.network_name} does not fit --dataset={config.dataset} "
+                    f"({data.kind} data): use {wanted}")
+  if data.kind == "text" and method_cls.needs_strong_view:
+    raise UserError(f"--method={config.method} needs strong image views, which text data does not have")
+
+
+def _text_train_dataset(run: Run, start_step: int) -> tf.data.Dataset:
+  data, probe = run.data, {}
+  if type(run.model).needs_probe:
+    probe = {"probe_tokens": data.x_probe, "probe_labels": data.y_probe, "probe_batch_size": run.global_batch}
+  return pipeline_text.train_dataset(data.x_train, data.y_train, batch_size=run.global_batch, seed=run.config.seed,
+                                     start_step=start_step, **probe)
+
+
+def _file_train_dataset(run: Run, start_step: int) -> tf.data.Dataset:
+  data, config, cls = run.data, run.config, type(run.model)
+  return pipeline_files.train_dataset(
+      data.train, data.y_train, batch_size=run.global_batch, seed=config.seed, start_step=start_step,
+      image_size=data.image_shape[0], view=data.train_view,
+      strong=cls.needs_strong_view and config.aug_type != "none",
+      probe=data.probe if cls.needs_probe else None, probe_batch_size=run.global_batch,
+      examples_per_class_per_epoch=data.examples_per_class_per_epoch)
+
+
+_OTHER_TRAIN_PIPELINES = {"text": _text_train_dataset, "image_files": _file_train_dataset}
 
 
 def _verbosity() -> int:
   return 1 if sys.stdout.isatty() else 2
 
 
+@dataclasses.dataclass(frozen=True)
+class FitSegment:
+  """One `model.fit` call: Keras epochs [initial_epoch, epochs) of `steps_per_epoch` steps from `first_step`."""
+  first_step: int
+  initial_epoch: int
+  epochs: int
+  steps_per_epoch: int
+
+
+def fit_segments(start_step: int, max_iteration: int, eval_freq: int) -> list[FitSegment]:
+  """The fit calls that train from `start_step` to `max_iteration` with evaluations at multiples of `eval_freq`.
+
+  A run stopped by SIGTERM resumes inside a period: the rest of that period comes first, so the
+  evaluations, checkpoints and learning-rate steps fall where an uninterrupted run has them.
+  """
+  segments = []
+  epoch, offset = divmod(start_step, eval_freq)
+  if offset:
+    segments.append(FitSegment(start_step, epoch, epoch + 1, eval_freq - offset))
+    epoch += 1
+  if epoch * eval_freq < max_iteration:
+    segments.append(FitSegment(epoch * eval_freq, epoch, math.ceil(max_iteration / eval_freq), eval_freq))
+  return segments
+
+
 def train(run: Run) -> dict:
   config, model = run.config, run.model
+  current = {**config.to_json(), "num_classes": run.data.num_classes}
+  hint = run_compat.mismatch_hint(run_compat.read_saved_flags(config.run_dir), current)
+  restored = run.store.restore(config.restore_step, mismatch_hint=hint)  # before flags.json is replaced
   prepare_run_dir(run)
+  run.store.remove_unfinished()
   logging.info("noise:\n%s", run.data.noise_report())
-  restored = run.store.restore(config.restore_step)
   start_step = int(model.optimizer.iterations.numpy())
+  strategy_lib.check_workers_agree_on_step(run.strategy, start_step)
   if restored is not None:
     logging.info("resumed from step %d (%s)", start_step, run.store.directory)
   if start_step >= run.max_iteration:
     logging.info("already trained to step %d of %d; nothing to do", start_step, run.max_iteration)
     return _latest_results(config.run_dir)
-  epochs = math.ceil(run.max_iteration / config.eval_freq)
-  callbacks = [
-      callbacks_lib.StopAtStep(run.max_iteration),
-      callbacks_lib.SaveCheckpoint(run.store),
-      callbacks_lib.WriteSummaries(config.run_dir, model.SCALAR_TAGS, run.steps_per_epoch),
-      callbacks_lib.RecordResults(config.run_dir, run.steps_per_epoch),
-  ]
-  model.fit(train_dataset(run, start_step), epochs=epochs, steps_per_epoch=config.eval_freq,
-            initial_epoch=start_step // config.eval_freq, validation_data=eval_dataset(run),
-            callbacks=callbacks, verbose=_verbosity(), shuffle=False)
+  with interrupts.watch_signals(enabled=config.distribution_strategy != "multi_worker") as signals:
+    callbacks = [
+        *([guard_callbacks.PausePoints()] if fault_points.active() else []),
+        *model.training_callbacks(run.data),  # the method's own first: they prepare state for the next step
+        callbacks_lib.StopAtStep(run.max_iteration),
+        guard_callbacks.StopOnNonFiniteLoss(run.store),  # before anything of a bad step is saved
+        callbacks_lib.WriteSummaries(config.run_dir, model.SCALAR_TAGS, run.steps_per_epoch),
+        callbacks_lib.RecordResults(config.run_dir, run.steps_per_epoch),
+        *([reports.WriteReports(config.run_dir, run.data, run.max_iteration, config.val_batch_size,
+                                run.global_batch)]
+          if strategy_lib.is_chief(run.strategy) else []),  # after the records: plots read results.json
+        callbacks_lib.SaveCheckpoint(run.store),  # after the records: a listed checkpoint has its evaluation
+        guard_callbacks.StopOnSignal(signals, run.store),
+    ]
+    try:
+      for segment in fit_segments(start_step, run.max_iteration, config.eval_freq):
+        if int(model.optimizer.iterations.numpy()) >= run.max_iteration:
+          break
+        train_input = strategy_lib.distribute_train_dataset(run.strategy,
+                                                            lambda: train_dataset(run, segment.first_step))
+        model.fit(train_input, epochs=segment.epochs,
+                  steps_per_epoch=segment.steps_per_epoch, initial_epoch=segment.initial_epoch,
+                  validation_data=eval_dataset(run), callbacks=callbacks, verbose=_verbosity(), shuffle=False)
+    except OSError as e:  # results, logs or events could not be written (full disk, removed folder)
+      latest = run.store.latest_path()
+      raise UserError(f"cannot write {e.filename or config.run_dir} ({e.strerror or e}): free space or fix the "
+                      f"folder, then rerun to resume{' from ' + latest if latest else ''}") from e
   return _latest_results(config.run_dir)
 
 
 def evaluate(run: Run) -> dict:
   """Restores the newest (or --restore_step) checkpoint, evaluates, records and returns top-1/top-5."""
-  step = run.store.restore(run.config.restore_step, require=True)
+  current = {**run.config.to_json(), "num_classes": run.data.num_classes}
+  run_compat.check_evaluation_target(run.config.run_dir, current)
+  hint = run_compat.mismatch_hint(run_compat.read_saved_flags(run.config.run_dir), current)
+  step = run.store.restore(run.config.restore_step, require=True, mismatch_hint=hint)
   logs = run.model.evaluate(eval_dataset(run), return_dict=True, verbose=0)
   record = {"step": step, "top1": float(logs["top1"]), "top5": float(logs["top5"]), "eval_loss": float(logs["loss"]),
             "mode": "evaluation"}
-  run_files.record_result(run.config.run_dir, record)
-  print(f"[Evaluation] step {step} total {len(run.data.x_test)} top1 {record['top1']:.4f} top5 {record['top5']:.4f}")
+  try:
+    run_files.record_result(run.config.run_dir, record)
+  except OSError as e:  # a read-only run directory can still be evaluated
+    logging.warning("could not record the evaluation in %s (%s)", run.config.run_dir, e.strerror or e)
+  print(f"[Evaluation] step {step} total {run.data.num_test} top1 {record['top1']:.4f} top5 {record['top5']:.4f}")
   return record
 
 
@@ -185,9 +293,19 @@ def _latest_results(run_dir: str) -> dict:
   return run_files.read_json(path) if os.path.exists(path) else {}
 
 
-MODES = {"train": train, "evaluation": evaluate}
+MODES = {"train": train, "evaluation": evaluate, "report": reports.report_from_checkpoint}
+
+
+def _run_lock(config: RunConfig):
+  """One process per run directory. Evaluation of a missing or read-only run directory needs no lock."""
+  if config.mode != "train" and not (os.path.isdir(config.run_dir) and os.access(config.run_dir, os.W_OK)):
+    return contextlib.nullcontext()
+  return run_lock.RunLock(config.run_dir, run_lock.lock_file_name())
 
 
 def run(config: RunConfig) -> dict:
-  built = build(config)
-  return MODES[config.mode](built)
+  config.validate()
+  with strategy_lib.worker_run_config(config) as config:  # non-chief workers: a temporary copy of the run
+    with _run_lock(config):
+      built = build(config)
+      return MODES[config.mode](built)

@@ -25,7 +25,7 @@ def define_flags() -> None:
                       "cifar10_asymmetric_0.4, digits_uniform_0.4; <name> alone or <name>_none keeps the labels.")
   flags.DEFINE_string("method", d.method, "Training method: " + ", ".join(methods.method_names()))
   flags.DEFINE_string("network_name", d.network_name, "Network, e.g. wrn28-10, resnet29, resnet32, cnn9, mnist_cnn.")
-  flags.DEFINE_string("mode", d.mode, "train or evaluation.")
+  flags.DEFINE_string("mode", d.mode, "train, evaluation or report.")
   flags.DEFINE_integer("max_iteration", d.max_iteration, "Training steps (ignored when --max_epoch is set).")
   flags.DEFINE_integer("max_epoch", None, "If set, train for this many passes over the noisy training set.")
   flags.DEFINE_integer("batch_size", d.batch_size, "Batch size per replica (global = per replica x replicas).")
@@ -55,6 +55,8 @@ def define_flags() -> None:
   flags.DEFINE_string("distribution_strategy", d.distribution_strategy, "mirrored, one_device or multi_worker.")
   flags.DEFINE_bool("deterministic", d.deterministic, "Deterministic TF ops (slower): identical reruns.")
   flags.DEFINE_bool("jit_compile", d.jit_compile, "Compile the train step with XLA.")
+  flags.DEFINE_bool("use_imagenet_as_eval", d.use_imagenet_as_eval,
+                    "WebVision-mini: evaluate on the first 50 ImageNet classes' val images, as IEG.")
   flags.DEFINE_string("preset", None, "Named paper setting that fills the flags you do not set, e.g. "
                       "sigua_mnist_sym50; see the README's preset table.")
   _define_method_flags()

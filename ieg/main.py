@@ -4,6 +4,10 @@ r"""Train or evaluate a classifier on noisy labels.
   python -m ieg.main --dataset=digits_uniform_0.4 --method=supervised --network_name=mnist_cnn \
       --max_iteration=300 --eval_freq=100 --checkpoint_path=/tmp/runs
   python -m ieg.main ... --mode=evaluation
+
+Exit status: 0 done; 1 nothing to evaluate (no readable checkpoint); 2 a setting, file or folder to
+fix (one line on stderr); 3 the loss became NaN/Inf (the last good checkpoint is kept); 75 stopped
+by SIGTERM/Ctrl-C after saving a checkpoint: run the same command again to resume.
 """
 import logging
 import sys
@@ -17,6 +21,7 @@ from absl import flags  # pylint: disable=g-import-not-at-top,wrong-import-posit
 
 from ieg import experiment  # pylint: disable=g-import-not-at-top,wrong-import-position
 from ieg import flags as ieg_flags  # pylint: disable=g-import-not-at-top,wrong-import-position
+from ieg import interrupts  # pylint: disable=g-import-not-at-top,wrong-import-position
 from ieg.errors import UserError  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 ieg_flags.define_flags()
@@ -40,6 +45,9 @@ def main(argv):
     experiment.run(ieg_flags.read_config())
   except UserError as e:
     print(f"error: {e}", file=sys.stderr)
+    sys.exit(e.exit_code)
+  except interrupts.Interrupted as e:
+    print(str(e), file=sys.stderr)
     sys.exit(e.exit_code)
 
 

@@ -171,6 +171,20 @@ class Method(keras.Model):
         images, training=False)
     return logits
 
+  # Score name of `example_scores` -> the end that marks a likely mislabelled example ("high" or "low").
+  SCORE_SUSPICIOUS_END = {"cross_entropy": "high", "max_softmax": "low"}
+
+  def example_scores(self, batch) -> dict[str, tf.Tensor]:
+    """Per-example scores [B] of training examples (`image`, noisy `label`, `index`) for the detection report.
+
+    Default: the cross-entropy of the noisy label and the largest softmax probability, both under the
+    evaluation weights. A method that weights, selects or relabels examples may add its own scores
+    (e.g. the weight it gives each example) and name their suspicious end in SCORE_SUSPICIOUS_END.
+    """
+    logits = self.evaluation_logits(batch["image"])
+    return {"cross_entropy": sparse_cross_entropy(batch["label"], logits),
+            "max_softmax": tf.reduce_max(tf.nn.softmax(logits, axis=-1), axis=-1)}
+
   def record_training(self, loss: tf.Tensor, labels: tf.Tensor, logits: tf.Tensor) -> None:
     self.loss_tracker.update_state(loss)
     self.train_accuracy.update_state(labels, logits)
@@ -190,3 +204,8 @@ class Method(keras.Model):
   def data_epoch(self) -> tf.Tensor:
     """The current pass over the training set (0-based), from the step counter: exact on resume."""
     return self.optimizer.iterations // max(self.context.steps_per_epoch, 1)
+
+  def training_callbacks(self, data) -> list:
+    """Extra Keras callbacks for `fit`, given the run's NoisyDataset (e.g. a pass over the training set)."""
+    del data
+    return []

@@ -312,15 +312,23 @@ def test_two_replicas_run_one_meta_step_each(two_cpus):
 
 # ----- end to end on real MNIST -------------------------------------------------------------------
 E2E_NETWORK = "meta_test_mlp256"
-if E2E_NETWORK not in networks.network_names():
 
-  @networks.register_network(E2E_NETWORK, weight_decay=5e-4)
-  def _mlp(num_classes, input_shape):
-    """Flatten-dense(256)-BN-ReLU-dense: cheap on a CPU, and large enough to memorise noisy labels."""
-    inputs = keras.Input(input_shape)
-    x = keras.layers.Dense(256)(keras.layers.Flatten()(inputs))
-    x = keras.layers.ReLU()(keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-5)(x))
-    return keras.Model(inputs, keras.layers.Dense(num_classes)(x))
+
+def _mlp(num_classes, input_shape):
+  """Flatten-dense(256)-BN-ReLU-dense: cheap on a CPU, and large enough to memorise noisy labels."""
+  inputs = keras.Input(input_shape)
+  x = keras.layers.Dense(256)(keras.layers.Flatten()(inputs))
+  x = keras.layers.ReLU()(keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-5)(x))
+  return keras.Model(inputs, keras.layers.Dense(num_classes)(x))
+
+
+@pytest.fixture(scope="module")
+def e2e_network():
+  """Registers the small MLP for this module only: the registry lists the production networks."""
+  from networks import registry  # pylint: disable=g-import-not-at-top
+  networks.register_network(E2E_NETWORK, weight_decay=5e-4)(_mlp)
+  yield E2E_NETWORK
+  del registry._REGISTRY[E2E_NETWORK]  # pylint: disable=protected-access
 
 
 @pytest.fixture(scope="module")
@@ -343,7 +351,8 @@ def mnist_at_80_percent_noise(real_data_dir):
 
 @pytest.mark.slow
 @pytest.mark.realdata
-def test_meta_methods_beat_supervised_on_noisy_mnist(mnist_at_80_percent_noise, real_data_dir, tmp_path):
+def test_meta_methods_beat_supervised_on_noisy_mnist(mnist_at_80_percent_noise, real_data_dir, tmp_path,
+                                                     e2e_network):
   data = mnist_at_80_percent_noise
   assert len(data.y_probe) == 100 and np.bincount(data.y_probe).tolist() == [10] * 10
   assert data.corrupted.mean() > 0.65  # 0.8 * 9/10 flips expected

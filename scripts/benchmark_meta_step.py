@@ -42,6 +42,7 @@ def parse_args(argv=None):
   parser.add_argument("--repeats", type=int, default=5, help="measurements per configuration (median reported)")
   parser.add_argument("--meta_grads", default="reverse,jvp")
   parser.add_argument("--device", default=None, help="e.g. /gpu:0; default: the first GPU, else the CPU")
+  parser.add_argument("--jit_compile", action="store_true", help="compile every step with XLA")
   return parser.parse_args(argv)
 
 
@@ -65,7 +66,7 @@ def build_step(args, method_name: str, meta_grad: str | None):
   model = cls(network, context, config)
   model.compile(optimizer=optimizers.TF1Momentum(0.01, 0.9))
   model.optimizer.build(model.network.trainable_variables)
-  return tf.function(model.train_step)
+  return tf.function(model.train_step, jit_compile=args.jit_compile)
 
 
 def time_steps(step, batch, steps: int) -> tuple[float, float]:
@@ -100,7 +101,7 @@ def main(argv=None):
   base_wall, base_cpu = medians[configs[0]]
   print(f"Command: `python {' '.join(shlex.quote(a) for a in [sys.argv[0], *(argv or sys.argv[1:])])}`\n")
   print(f"Device: {device} ({platform.processor() or platform.machine()}, {os.cpu_count()} logical CPUs), "
-        f"TF {tf.__version__}; median of {args.repeats} runs x {args.steps} steps each, configurations round-robin; "
+        f"TF {tf.__version__}{', XLA' if args.jit_compile else ''}; median of {args.repeats} runs x {args.steps} steps each, configurations round-robin; "
         f"wall ms shows the median (min-max).\n")
   print("| method | meta_grad | wall ms/step | x supervised (wall) | CPU ms/step | x supervised (CPU) | "
         "reference code | target (jvp) |")

@@ -187,13 +187,34 @@ def _ordered_tokens(data, batch_size: int) -> tf.data.Dataset:
 ORDERED_TRAINING_SETS = {"images": _ordered_images, "text": _ordered_tokens}
 
 
+def _with_probe_batches(dataset: tf.data.Dataset, data, probe_batch_size: int, kind: str) -> tf.data.Dataset:
+  """Gives batch k the probe rows k*P' .. (k+1)*P'-1 of the fixed probe order (cycled), unaugmented."""
+  probe_inputs = tf.constant(data.x_probe if kind == "images" else data.x_probe.astype(np.int32))
+  probe_labels = tf.constant(data.y_probe.astype(np.int32))
+  num_probe = len(data.y_probe)
+
+  def attach(k, batch):
+    rows = (k * probe_batch_size + tf.range(probe_batch_size, dtype=tf.int64)) % num_probe
+    inputs = tf.gather(probe_inputs, rows)
+    return {**batch, "probe_image": pipeline.to_unit_range(inputs) if kind == "images" else inputs,
+            "probe_label": tf.gather(probe_labels, rows)}
+  return dataset.enumerate().map(attach)
+
+
 def training_scores(model, data, batch_size: int) -> dict[str, np.ndarray] | None:
-  """`model.example_scores` over the training set in row order; None for data kinds that are not scored."""
+  """`model.example_scores` over the training set in row order; None for data kinds that are not scored.
+
+  A method that needs the clean probe set (IEG, L2R) gets a probe batch with every batch, so it can
+  score the examples with its own look-ahead.
+  """
   kind = getattr(data, "kind", "images")
   if kind not in ORDERED_TRAINING_SETS:
     logging.info("per-example scores are not computed for %s data", kind)
     return None
-  dataset = ORDERED_TRAINING_SETS[kind](data, batch_size).prefetch(pipeline.AUTOTUNE)
+  dataset = ORDERED_TRAINING_SETS[kind](data, batch_size)
+  if getattr(model, "needs_probe", False) and data.num_probe > 0:
+    dataset = _with_probe_batches(dataset, data, batch_size, kind)
+  dataset = dataset.prefetch(pipeline.AUTOTUNE)
   score_batch = tf.function(model.example_scores)
   parts: dict[str, list[np.ndarray]] = {}
   for batch in dataset:

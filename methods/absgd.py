@@ -165,6 +165,21 @@ class ABSGD(Method):
     if cfg.class_tau < 0:
       raise UserError(f"--class_tau={cfg.class_tau} is invalid: give 0 (off) or a positive power")
 
+  @property
+  def SCORE_SUSPICIOUS_END(self) -> dict[str, str]:  # pylint: disable=invalid-name
+    # A negative lambda down-weights the examples it distrusts; a positive one up-weights hard ones.
+    return {**Method.SCORE_SUSPICIOUS_END, "absgd_loss": "high",
+            "absgd_weight": "low" if self.config.lamda < 0 else "high"}
+
+  def method_scores(self, batch, logits):
+    """The base loss and the relative weight B * p_i = exp(l_i / lambda) / u + 1 each example would get now
+    (1 for all in the plain-mean stage); u is read, not updated."""
+    losses = self.base_loss(batch["label"], normalise_logits(logits, self.config.class_tau), self.config)
+    lamda = self.current_lamda()
+    relative = tf.math.divide_no_nan(tf.exp(losses / lamda), tf.cast(self.u, tf.float32)) + 1.0
+    return {"absgd_loss": losses,
+            "absgd_weight": tf.where(lamda < PLAIN_MEAN_LAMDA, relative, tf.ones_like(losses))}
+
   def current_lamda(self) -> tf.Tensor:
     """The temperature of the current epoch: `init_lamda` before `lamda_shots`, then `lamda`."""
     second_stage = self.data_epoch() >= self.config.lamda_shots

@@ -177,13 +177,20 @@ class Method(keras.Model):
   def example_scores(self, batch) -> dict[str, tf.Tensor]:
     """Per-example scores [B] of training examples (`image`, noisy `label`, `index`) for the detection report.
 
-    Default: the cross-entropy of the noisy label and the largest softmax probability, both under the
-    evaluation weights. A method that weights, selects or relabels examples may add its own scores
-    (e.g. the weight it gives each example) and name their suspicious end in SCORE_SUSPICIOUS_END.
+    Every method gives the cross-entropy of the noisy label and the largest softmax probability under
+    the evaluation weights; `method_scores` adds the method's own signal.
     """
     logits = self.evaluation_logits(batch["image"])
-    return {"cross_entropy": sparse_cross_entropy(batch["label"], logits),
-            "max_softmax": tf.reduce_max(tf.nn.softmax(logits, axis=-1), axis=-1)}
+    scores = {"cross_entropy": sparse_cross_entropy(batch["label"], logits),
+              "max_softmax": tf.reduce_max(tf.nn.softmax(logits, axis=-1), axis=-1)}
+    scores.update(self.method_scores(batch, logits))
+    return scores
+
+  def method_scores(self, batch, logits: tf.Tensor) -> dict[str, tf.Tensor]:
+    """Scores of a method that weights, selects or relabels examples (the weight it would give each one),
+    computed without changing any state; each name needs its suspicious end in SCORE_SUSPICIOUS_END."""
+    del batch, logits
+    return {}
 
   def record_training(self, loss: tf.Tensor, labels: tf.Tensor, logits: tf.Tensor) -> None:
     self.loss_tracker.update_state(loss)

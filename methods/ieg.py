@@ -176,7 +176,7 @@ class IEG(MetaMethod):
     grads = result.tape.gradient(loss, result.params, unconnected_gradients=tf.UnconnectedGradients.ZERO)
     stats = {**self.meta_stats(result, data), "xe_loss": xe_loss, "cs_loss": cs_loss}
     return ReplicaUpdate(grads=grads, network_state=result.outputs["state"], loss=loss, logits=weak_logits,
-                         weights=weights, stats=stats, label_choice=chosen)
+                         weights=weights, stats=stats, label_choice=chosen, alignment=-weight_gradient)
 
   def mixup_loss(self, params, state, data, images, strong_images, guessed, seed) -> tf.Tensor:
     """MixUp over [B probe rows drawn with replacement | weak | strong] with targets [onehot | g | g]."""

@@ -34,10 +34,11 @@ class L2R(MetaMethod):
         probe_loss=self.probe_loss_fn(data, state), coefficients=[tf.zeros_like(labels, tf.float32)],
         step_size=self.config.meta_stepsize, batch_gradient_vanishes=True)
     result = meta_step(self.config.meta_grad, self.network.trainable_variables, problem)
-    weights = normalized_weights(result.coefficient_gradients[0])
+    weight_gradient = result.coefficient_gradients[0]
+    weights = normalized_weights(weight_gradient)
     with result.tape:
       logits = result.outputs["logits"]
       loss = tf.reduce_sum(weights * sparse_cross_entropy(labels, logits)) + self.l2_loss(result.params)
     grads = result.tape.gradient(loss, result.params, unconnected_gradients=tf.UnconnectedGradients.ZERO)
     return ReplicaUpdate(grads=grads, network_state=result.outputs["state"], loss=loss, logits=logits,
-                         weights=weights, stats=self.meta_stats(result, data))
+                         weights=weights, stats=self.meta_stats(result, data), alignment=-weight_gradient)

@@ -215,6 +215,7 @@ class ReplicaUpdate:
   weights: tf.Tensor
   stats: dict[str, tf.Tensor]
   label_choice: tf.Tensor | None = None  # IEG's lambda* (1: noisy label, 0: guessed label)
+  alignment: tf.Tensor | None = None  # -dL_probe/deps per example: the weight before relu and normalising
 
 
 _MIXING_STREAM = 11  # random stream of a method's in-step draws (IEG's MixUp), apart from the data streams
@@ -249,6 +250,9 @@ class MetaMethod(Method):
     self.add_metric_tracker("weight_mean", "weights/mean")
     self.add_metric_tracker("weight_std", "weights/std")
 
+  SCORE_SUSPICIOUS_END = {**Method.SCORE_SUSPICIOUS_END, "meta_weight": "low", "probe_alignment": "low",
+                          "label_choice": "low"}
+
   def compile(self, *args, **kwargs):
     super().compile(*args, **kwargs)
     # IEG's look-ahead reads the momentum accumulators before the first update: create them now.
@@ -273,6 +277,24 @@ class MetaMethod(Method):
     for name, value in stats.items():
       self.extra_metrics[name].update_state(value)
     return self.train_results()
+
+  def method_scores(self, batch, logits):
+    """The look-ahead's verdict on each example against the probe batch the report attaches.
+
+    meta_weight: w_i times the batch size (1: an equal share, 0: dropped); probe_alignment: the raw
+    -dL_probe/deps_i before clipping at zero; label_choice (IEG): 1 where the noisy label is kept, 0
+    where the guess replaces it. The report's batches have no augmentation (the strong view is the
+    image itself) and the meta step's parameter update is discarded (graph pruning drops it).
+    """
+    del logits
+    if "probe_image" not in batch:
+      return {}
+    update = self.compute_update(batch, replica_seed(self.context.seed, self.optimizer.iterations, 0))
+    scores = {"meta_weight": update.weights * tf.cast(tf.shape(update.weights)[0], update.weights.dtype),
+              "probe_alignment": update.alignment}
+    if update.label_choice is not None:
+      scores["label_choice"] = update.label_choice
+    return scores
 
   # ----- pieces for subclasses ----------------------------------------------------------------
   def network_state(self) -> Tensors:

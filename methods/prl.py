@@ -22,15 +22,15 @@ from methods import selection
 from methods.base import Method, as_batch, sparse_cross_entropy
 
 
-def loss_layer_scores(network, images, labels) -> tuple[tf.Tensor, tf.Tensor]:
+def loss_layer_scores(network, images, labels, training: bool = True) -> tuple[tf.Tensor, tf.Tensor]:
   """PRL-L: (||softmax(z) - onehot(y)||^2 per example, logits), from a training-mode forward."""
-  logits = network(images, training=True)
+  logits = network(images, training=training)
   onehot = tf.one_hot(tf.cast(labels, tf.int32), tf.shape(logits)[-1], dtype=logits.dtype)
   scores = tf.reduce_sum(tf.square(tf.nn.softmax(logits) - onehot), axis=-1)
   return tf.stop_gradient(scores), logits
 
 
-def gradient_norm_scores(network, images, labels) -> tuple[tf.Tensor, tf.Tensor]:
+def gradient_norm_scores(network, images, labels, training: bool = True) -> tuple[tf.Tensor, tf.Tensor]:
   """PRL-G: (sum over all trainable variables of ||d CE_i / d v||^2 per example, logits).
 
   The Jacobian of the per-example losses is vectorised (pfor) over the examples of one forward, so
@@ -39,7 +39,7 @@ def gradient_norm_scores(network, images, labels) -> tuple[tf.Tensor, tf.Tensor]
   """
   variables = network.trainable_variables
   with tf.GradientTape() as tape:
-    logits = network(images, training=True)
+    logits = network(images, training=training)
     losses = sparse_cross_entropy(labels, logits)
   jacobians = tape.jacobian(losses, variables, experimental_use_pfor=True)
   size = tf.shape(losses)[0]
@@ -115,6 +115,7 @@ class Prl(Method):
         "does (a rescaling that Adam mostly absorbs).")})
 
   PRESETS = _presets()
+  SCORE_SUSPICIOUS_END = {**Method.SCORE_SUSPICIOUS_END, "prl_score": "high", "selected": "low"}
 
   def __init__(self, network, context, config=None):
     super().__init__(network, context, config)
@@ -172,6 +173,14 @@ class Prl(Method):
       self.peer_top1.update_state(batch["label"], self.peer_network(batch["image"], training=False))
       results["peer_top1"] = self.peer_top1.result()
     return results
+
+  def method_scores(self, batch, logits):
+    """PRL's score of each example under the network's inference weights (`prl_score`, the loss-layer or
+    full gradient norm) and whether it falls in the kept set of the scoring batch at the current epoch."""
+    del logits
+    scores, _ = _SCORERS[self.variant.scorer](self.network, batch["image"], batch["label"], training=False)
+    kept_count = tf.maximum(selection.remember_count(self.forget_rate_at(self.data_epoch()), tf.size(scores)), 1)
+    return {"prl_score": scores, "selected": tf.cast(selection.ascending_ranks(scores) < kept_count, tf.float32)}
 
   # ----- one step ------------------------------------------------------------------------------
   def forget_rate_at(self, epoch) -> tf.Tensor:

@@ -217,6 +217,8 @@ class Sigua(Method):
         "SIGUA (bc): passes over the data with plain backward correction before SIGUA starts.")})
 
   PRESETS = _presets()
+  SCORE_SUSPICIOUS_END = {**Method.SCORE_SUSPICIOUS_END, "selected": "low", "pushed_back": "high",
+                          "corrected_loss": "low"}
 
   def __init__(self, network, context, config=None):
     super().__init__(network, context, config)
@@ -263,6 +265,16 @@ class Sigua(Method):
     bad = selection.local_rows(weighting.bad, offset, size)
     self._record_selection(epoch, good, bad, data["index"])
     return self.train_results()
+
+  def method_scores(self, batch, logits):
+    """SIGUA's own split of the scoring batch at the current epoch: kept for descent (`selected`) or
+    pushed back by gradient ascent (`pushed_back`); SIGUA_BC adds its backward-corrected loss."""
+    losses = self.variant.losses(batch["label"], logits)
+    weighting = self.variant.weighting(losses, self.data_epoch())
+    scores = {"selected": tf.cast(weighting.good, tf.float32), "pushed_back": tf.cast(weighting.bad, tf.float32)}
+    if not self.variant.uses_forget_rate:
+      scores["corrected_loss"] = losses
+    return scores
 
   def _record_selection(self, epoch, good, bad, index) -> None:
     """Diagnostics only: the clean labels never reach the loss."""

@@ -134,6 +134,7 @@ class SLN(Method):
                                           "original does; false: on the plain images.", True)
 
   PRESETS = {name: {"method": "sln", **values} for name, values in _PAPER_PRESETS.items()}
+  SCORE_SUSPICIOUS_END = {**Method.SCORE_SUSPICIOUS_END, "target_label_mass": "low"}
 
   def __init__(self, network: keras.Model, context, config=None):
     # The momentum model replaces the base's EMA of trainable weights (see the module doc).
@@ -215,6 +216,16 @@ class SLN(Method):
       self.eval_top1_network.update_state(data["label"], self.network(data["image"], training=False))
       results[self.eval_top1_network.name] = self.eval_top1_network.result()
     return results
+
+  def method_scores(self, batch, logits):
+    """SLN-MO-LC: the mass its corrected target leaves on the given label (1 before the first correction)."""
+    del logits
+    if not self.correcting:
+      return {}
+    mass = tf.gather(tf.gather(self.soft_targets, batch["index"]), tf.cast(batch["label"], tf.int32), axis=-1,
+                     batch_dims=1)
+    corrected = tf.not_equal(self.targets_epoch, NO_TARGETS)
+    return {"target_label_mass": tf.where(corrected, mass, tf.ones_like(mass))}
 
   # ----- label correction --------------------------------------------------------------------
   def current_targets(self, noisy_labels: np.ndarray) -> tf.Tensor:

@@ -24,7 +24,7 @@ PROBE_RATIO="${PROBE_RATIO:-0.02}"  # IEG and L2R need a clean probe set; the ot
 
 declare -A DATASETS=([sym20]=mnist_symmetric_0.2 [sym50]=mnist_symmetric_0.5 [pair45]=mnist_pairflip_0.45)
 # Methods with their own preset for this protocol; the others get the protocol's flags.
-declare -A PRESETS=([sigua]=sigua_mnist [prl]=prl_mnist)
+declare -A PRESETS=([sigua]=sigua_mnist [prl]=prl_mnist [sln]=sln_mnist [absgd]=absgd_mnist)
 declare -A NEEDS_PROBE=([ieg]=1 [l2r]=1)
 
 protocol_flags() {  # <method>

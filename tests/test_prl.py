@@ -60,21 +60,6 @@ def make_prl(network, make_network=linear_network, steps_per_epoch=1, corrupted=
   return model
 
 
-def mirrored_strategy(devices, key_base):
-  """A MirroredStrategy with its own collective keys.
-
-  Strategies in one process otherwise share group key 1 and restart the instance keys, and the
-  runtime caches each key's op type: this file's all-gathers would clash with a later test's
-  all-reduce under the same key.
-  """
-  saved = tf.distribute.MirroredStrategy._collective_key_base  # pylint: disable=protected-access
-  tf.distribute.MirroredStrategy._collective_key_base = key_base  # pylint: disable=protected-access
-  try:
-    return tf.distribute.MirroredStrategy(devices)
-  finally:
-    tf.distribute.MirroredStrategy._collective_key_base = saved  # pylint: disable=protected-access
-
-
 def official_schedule(rate, num_gradual, epoch, n_epoch=200):
   schedule = np.ones(n_epoch) * rate
   schedule[:num_gradual] = np.linspace(0, rate, num_gradual)
@@ -222,7 +207,7 @@ def test_co_prl_on_two_replicas_equals_one(two_cpus):
   dataset = tf.data.Dataset.from_tensors(data).repeat()
   trained = {}
   for name, strategy in [("one", tf.distribute.OneDeviceStrategy(two_cpus[0])),
-                         ("two", mirrored_strategy(two_cpus, key_base=20000))]:
+                         ("two", tf.distribute.MirroredStrategy(two_cpus))]:
     with strategy.scope():
       model = make_prl(linear_network(), corrupted=np.arange(64) % 3 == 0, prl_variant="co_prl_l",
                        forget_rate=0.75, num_gradual=0)

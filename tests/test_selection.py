@@ -19,21 +19,6 @@ def coteaching_schedule(rate, num_gradual, exponent, num_epochs):
   return schedule
 
 
-def mirrored_strategy(devices, key_base):
-  """A MirroredStrategy with its own collective keys.
-
-  Strategies in one process otherwise share group key 1 and restart the instance keys, and the
-  runtime caches each key's op type: this file's all-gathers would clash with a later test's
-  all-reduce under the same key.
-  """
-  saved = tf.distribute.MirroredStrategy._collective_key_base  # pylint: disable=protected-access
-  tf.distribute.MirroredStrategy._collective_key_base = key_base  # pylint: disable=protected-access
-  try:
-    return tf.distribute.MirroredStrategy(devices)
-  finally:
-    tf.distribute.MirroredStrategy._collective_key_base = saved  # pylint: disable=protected-access
-
-
 @pytest.mark.parametrize("rate, num_gradual, exponent", [
     (0.45, 10, 1.0), (0.5, 5, 1.0), (0.2, 10, 2.0), (0.3, 1, 1.0), (0.3, 0, 1.0), (0.0, 10, 1.0)])
 def test_coteaching_forget_rate_reads_the_schedule_at_epoch_plus_one(rate, num_gradual, exponent):
@@ -82,7 +67,7 @@ def test_forget_rate_defaults_to_the_noise_rate_and_is_checked():
 
 
 def test_global_batch_on_two_replicas_is_the_concatenation_with_offsets(two_cpus):
-  strategy = mirrored_strategy(two_cpus, key_base=30000)
+  strategy = tf.distribute.MirroredStrategy(two_cpus)
   local = [tf.constant([3.0, 1.0, 2.0]), tf.constant([5.0, 4.0, 0.0])]
 
   def step(values):

@@ -51,21 +51,6 @@ def make_sigua(network, steps_per_epoch=1, corrupted=None, noise_ratio=0.5, **op
   return model
 
 
-def mirrored_strategy(devices, key_base):
-  """A MirroredStrategy with its own collective keys.
-
-  Strategies in one process otherwise share group key 1 and restart the instance keys, and the
-  runtime caches each key's op type: this file's all-gathers would clash with a later test's
-  all-reduce under the same key.
-  """
-  saved = tf.distribute.MirroredStrategy._collective_key_base  # pylint: disable=protected-access
-  tf.distribute.MirroredStrategy._collective_key_base = key_base  # pylint: disable=protected-access
-  try:
-    return tf.distribute.MirroredStrategy(devices)
-  finally:
-    tf.distribute.MirroredStrategy._collective_key_base = saved  # pylint: disable=protected-access
-
-
 # ----- numpy references, written the way the reference code computes them -----------------------
 def official_schedule(rate, num_gradual, epoch, n_epoch=200):
   schedule = np.ones(n_epoch) * rate
@@ -226,7 +211,7 @@ def test_one_step_on_two_replicas_equals_one_step_on_one(two_cpus):
   dataset = tf.data.Dataset.from_tensors(data).repeat()
   weights = {}
   for name, strategy in [("one", tf.distribute.OneDeviceStrategy(two_cpus[0])),
-                         ("two", mirrored_strategy(two_cpus, key_base=10000))]:
+                         ("two", tf.distribute.MirroredStrategy(two_cpus))]:
     with strategy.scope():
       model = make_sigua(linear_network(), corrupted=np.arange(64) % 3 == 0, sigua_variant="sl", num_gradual=2,
                          sigua_rate=0.5, sigua_scale=0.5)

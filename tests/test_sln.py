@@ -1,6 +1,5 @@
 """SLN, SLN-MO and SLN-MO-LC against numpy references of the official formulas."""
 import dataclasses
-import itertools
 import types
 
 import keras
@@ -22,20 +21,6 @@ from methods.sln import SLN, LabelCorrection, in_memory_image_batches
 K, D, B = 3, 4, 6
 SEED = 7
 NOISE_STREAM = 101  # the documented key of the label noise: fold_in([seed, 101], int64 step)
-
-
-_strategy_keys = itertools.count(start=507000, step=1000)
-
-
-def mirrored_strategy(devices, monkeypatch):
-  """A MirroredStrategy with collective keys of its own.
-
-  Every MirroredStrategy of a process starts at the same group and instance keys, and the runtime
-  remembers a collective's shape by those keys: two strategies whose steps all-reduce tensors of
-  other shapes in the same slots fail with "Shape mismatch in the collective instance".
-  """
-  monkeypatch.setattr(tf.distribute.MirroredStrategy, "_collective_key_base", next(_strategy_keys))
-  return tf.distribute.MirroredStrategy(devices)
 
 
 def linear_network(seed=0):
@@ -275,13 +260,13 @@ def test_checkpoint_round_trip_continues_exactly(tmp_path):
     np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
 
 
-def test_two_replicas_equal_one(two_cpus, monkeypatch):
+def test_two_replicas_equal_one(two_cpus):
   n = 8
   data = batch(seed=3, n=n)
   train = fake_data(uint8_images(7, n), data["label"])
   states = {}
   for name, strategy in [("one", tf.distribute.OneDeviceStrategy(two_cpus[0])),
-                         ("two", mirrored_strategy(two_cpus, monkeypatch))]:
+                         ("two", tf.distribute.MirroredStrategy(two_cpus))]:
     with strategy.scope():
       model = make_sln(linear_network(), sigma=1.0, correction=2, use_ema=True, steps_per_epoch=1, num_train=n)
     fit_steps(model, data, 3, model.training_callbacks(train))  # two noisy steps, then corrected targets

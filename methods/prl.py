@@ -99,17 +99,10 @@ class Prl(Method):
   """PRL-L, PRL-G and their co-teaching versions (see the module docstring)."""
 
   @dataclasses.dataclass
-  class Config:
+  class Config(selection.ForgetScheduleConfig):
     prl_variant: str = dataclasses.field(default="prl_l", metadata={"help": (
         "prl_l: score by the loss-layer gradient norm; prl_g: by the full per-example gradient norm (no "
         "BatchNorm); co_prl_l / co_prl_g: two networks that train on each other's kept examples.")})
-    forget_rate: float | None = dataclasses.field(default=None, metadata={"help": (
-        "Fraction of each batch forgotten once the schedule has ramped up (tau / epsilon); default: the "
-        "dataset's noise rate.")})
-    num_gradual: int = dataclasses.field(default=10, metadata={"help": (
-        "Passes over the data during which the forget rate ramps up linearly from 0.")})
-    exponent: float = dataclasses.field(default=1.0, metadata={"help": (
-        "The ramp of the co-teaching schedule ends at forget_rate**exponent.")})
     prl_divide_by_kept: bool = dataclasses.field(default=False, metadata={"help": (
         "PRL: divide the mean loss of the kept examples once more by their count, as the official code "
         "does (a rescaling that Adam mostly absorbs).")})

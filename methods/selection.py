@@ -8,10 +8,24 @@ the examples a single device would select from the same global batch.
 Rates and counts are computed in float64, as the reference code does in Python, so that
 `int((1 - rate) * B)` gives the same count at the boundaries.
 """
+import dataclasses
+
 import numpy as np
 import tensorflow as tf
 
 from ieg.errors import UserError
+
+
+@dataclasses.dataclass
+class ForgetScheduleConfig:
+  """The forget-rate flags shared by the small-loss selection methods (SIGUA, PRL)."""
+  forget_rate: float | None = dataclasses.field(default=None, metadata={"help": (
+      "Fraction of each batch forgotten once the schedule has ramped up (tau / epsilon); default: the "
+      "dataset's noise rate.")})
+  num_gradual: int = dataclasses.field(default=10, metadata={"help": (
+      "Passes over the data during which the forget rate ramps up linearly from 0.")})
+  exponent: float = dataclasses.field(default=1.0, metadata={"help": (
+      "The ramp of the co-teaching schedule ends at forget_rate**exponent.")})
 
 
 # ----- forget-rate schedules ------------------------------------------------------------------

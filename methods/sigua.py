@@ -195,17 +195,10 @@ class Sigua(Method):
   """SIGUA_SL, SIGUA_BC and pytorch-SIGUA on one network (see the module docstring)."""
 
   @dataclasses.dataclass
-  class Config:
+  class Config(selection.ForgetScheduleConfig):
     sigua_variant: str = dataclasses.field(default="sl", metadata={"help": (
         "sl: official SIGUA_SL (small-loss selection); bc: official SIGUA_BC (backward correction with the "
         "true transition matrix); pytorch: pytorch-SIGUA weighting (both terms over the batch size).")})
-    forget_rate: float | None = dataclasses.field(default=None, metadata={"help": (
-        "Fraction of each batch forgotten once the schedule has ramped up (tau / epsilon); default: the "
-        "dataset's noise rate.")})
-    num_gradual: int = dataclasses.field(default=10, metadata={"help": (
-        "Passes over the data during which the forget rate ramps up linearly from 0.")})
-    exponent: float = dataclasses.field(default=1.0, metadata={"help": (
-        "The ramp of the co-teaching schedule ends at forget_rate**exponent.")})
     sigua_rate: float = dataclasses.field(default=0.3, metadata={"help": (
         "SIGUA (sl, pytorch): fraction of the forgotten examples, taken just above the cut-off, that get "
         "gradient ascent (pytorch-SIGUA uses 0.5).")})

@@ -23,8 +23,24 @@ MAX_CLASSES_FULL_CONFUSION = 20   # larger K: a summary instead of the full matr
 TOP_CONFUSIONS = 20
 
 
+class DatasetSizes:
+  """Example counts from the label arrays, shared by the in-memory and the streamed datasets."""
+
+  @property
+  def num_train(self) -> int:
+    return len(self.y_train)
+
+  @property
+  def num_probe(self) -> int:
+    return len(self.y_probe)
+
+  @property
+  def num_test(self) -> int:
+    return len(self.y_test)
+
+
 @dataclasses.dataclass
-class NoisyDataset:
+class NoisyDataset(DatasetSizes):
   spec: DatasetSpec
   num_classes: int
   image_shape: tuple[int, int, int]
@@ -50,18 +66,6 @@ class NoisyDataset:
   @property
   def kind(self) -> str:
     return "text" if self.vocabulary is not None else "images"
-
-  @property
-  def num_train(self) -> int:
-    return len(self.y_train)
-
-  @property
-  def num_probe(self) -> int:
-    return len(self.y_probe)
-
-  @property
-  def num_test(self) -> int:
-    return len(self.y_test)
 
   @property
   def examples_per_epoch(self) -> int:

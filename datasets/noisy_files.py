@@ -22,7 +22,7 @@ from ieg.errors import UserError
 
 
 @dataclasses.dataclass
-class FileNoisyDataset:
+class FileNoisyDataset(noisy_lib.DatasetSizes):
   spec: DatasetSpec
   num_classes: int
   image_shape: tuple[int, int, int]   # the network input: (size, size, 3)
@@ -54,18 +54,6 @@ class FileNoisyDataset:
   save_noise_file = noisy_lib.NoisyDataset.save_noise_file
   realised_noise_rate = noisy_lib.NoisyDataset.realised_noise_rate
   _class_label = noisy_lib.NoisyDataset._class_label  # pylint: disable=protected-access
-
-  @property
-  def num_train(self) -> int:
-    return len(self.y_train)
-
-  @property
-  def num_probe(self) -> int:
-    return len(self.y_probe)
-
-  @property
-  def num_test(self) -> int:
-    return len(self.y_test)
 
   @property
   def examples_per_epoch(self) -> int:

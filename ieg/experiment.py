@@ -19,9 +19,7 @@ import methods
 import networks
 from datasets import noisy as noisy_lib
 from datasets import noisy_files
-from datasets import pipeline
-from datasets import pipeline_files
-from datasets import pipeline_text
+from datasets import run_inputs
 from datasets import sources
 from datasets import spec as spec_lib
 from ieg import callbacks as callbacks_lib
@@ -144,25 +142,14 @@ def prepare_run_dir(run: Run) -> None:
 
 
 def train_dataset(run: Run, start_step: int) -> tf.data.Dataset:
-  if run.data.kind in _OTHER_TRAIN_PIPELINES:   # token ids, streamed image files
-    return _OTHER_TRAIN_PIPELINES[run.data.kind](run, start_step)
-  data, config, cls = run.data, run.config, type(run.model)
-  augmentation = pipeline.augmentation_for(data.spec.name, data.image_shape)
-  probe = {}
-  if cls.needs_probe:
-    probe = {"probe_images": data.x_probe, "probe_labels": data.y_probe, "probe_batch_size": run.global_batch}
+  config, cls = run.config, type(run.model)
   strong = config.aug_type if cls.needs_strong_view and config.aug_type != "none" else None
-  return pipeline.train_dataset(data.x_train, data.y_train, batch_size=run.global_batch, seed=config.seed,
-                                start_step=start_step, strong_aug_type=strong, **augmentation, **probe)
+  return run_inputs.train_dataset(run.data, batch_size=run.global_batch, seed=config.seed, start_step=start_step,
+                                  with_probe=cls.needs_probe, strong_aug_type=strong)
 
 
 def eval_dataset(run: Run) -> tf.data.Dataset:
-  batch = run.config.val_batch_size * run.strategy.num_replicas_in_sync
-  if run.data.kind == "text":
-    return pipeline_text.eval_dataset(run.data.x_test, run.data.y_test, batch_size=batch)
-  if run.data.kind == "image_files":
-    return pipeline_files.eval_dataset(run.data.test, batch_size=batch, image_size=run.data.image_shape[0])
-  return pipeline.eval_dataset(run.data.x_test, run.data.y_test, batch_size=batch)
+  return run_inputs.eval_dataset(run.data, run.config.val_batch_size * run.strategy.num_replicas_in_sync)
 
 
 def check_network_fits_data(config: RunConfig, data, method_cls) -> None:
@@ -174,27 +161,6 @@ def check_network_fits_data(config: RunConfig, data, method_cls) -> None:
                     f"({data.kind} data): use {wanted}")
   if data.kind == "text" and method_cls.needs_strong_view:
     raise UserError(f"--method={config.method} needs strong image views, which text data does not have")
-
-
-def _text_train_dataset(run: Run, start_step: int) -> tf.data.Dataset:
-  data, probe = run.data, {}
-  if type(run.model).needs_probe:
-    probe = {"probe_tokens": data.x_probe, "probe_labels": data.y_probe, "probe_batch_size": run.global_batch}
-  return pipeline_text.train_dataset(data.x_train, data.y_train, batch_size=run.global_batch, seed=run.config.seed,
-                                     start_step=start_step, **probe)
-
-
-def _file_train_dataset(run: Run, start_step: int) -> tf.data.Dataset:
-  data, config, cls = run.data, run.config, type(run.model)
-  return pipeline_files.train_dataset(
-      data.train, data.y_train, batch_size=run.global_batch, seed=config.seed, start_step=start_step,
-      image_size=data.image_shape[0], view=data.train_view,
-      strong=cls.needs_strong_view and config.aug_type != "none",
-      probe=data.probe if cls.needs_probe else None, probe_batch_size=run.global_batch,
-      examples_per_class_per_epoch=data.examples_per_class_per_epoch)
-
-
-_OTHER_TRAIN_PIPELINES = {"text": _text_train_dataset, "image_files": _file_train_dataset}
 
 
 def _verbosity() -> int:

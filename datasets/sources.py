@@ -481,6 +481,13 @@ def load_custom_npz(path: str | os.PathLike | None) -> RawDataset:
     raise UserError(f"--dataset_file: {path}: y_train has only one class "
                     f"({int(labels['train'][0])}); a classifier needs at least 2")
   num_classes = int(max(labels[s].max() for s in splits)) + 1
+  missing = np.flatnonzero(np.bincount(labels["train"], minlength=num_classes) == 0)
+  if len(missing):
+    hint = " (labels start at 1? subtract 1 so they start at 0)" if missing.tolist() == [0] else ""
+    raise UserError(f"--dataset_file: {path}: class{'es' if len(missing) > 1 else ''} "
+                    f"{', '.join(map(str, missing[:10].tolist()))} of 0..{num_classes - 1} "
+                    f"ha{'ve' if len(missing) > 1 else 's'} no training example{hint}; "
+                    "give labels 0..K-1 with every class in y_train")
   class_names = None
   if "class_names" in arrays:
     class_names = [str(n) for n in arrays["class_names"].reshape(-1)]

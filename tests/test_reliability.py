@@ -306,6 +306,7 @@ def custom_arrays(num_train=60, classes=3, shape=(8, 8), seed=0):
     ({"x_test": np.zeros((12, 9, 8), np.uint8)}, ["x_test", "(9, 8, 1)", "(8, 8, 1)"]),
     ({"x_train": np.zeros((0, 8, 8), np.uint8), "y_train": np.zeros(0, np.int64)}, ["x_train", "empty"]),
     ({"y_train": np.zeros(60, np.int64)}, ["only one class"]),
+    ({"y_train": np.arange(60) % 3 + 1, "y_test": np.arange(12) % 3 + 1}, ["class 0 of 0..3", "labels start at 1"]),
 ])
 def test_bad_custom_files(tmp_path, cli, change, words):
   path = save_npz(tmp_path / "data.npz", **{**custom_arrays(), **change})

@@ -365,7 +365,7 @@ def save_custom(path, **arrays):
   base = dict(x_train=rng.integers(0, 256, (20, 6, 5), dtype=np.uint8),
               y_train=np.arange(20) % 3,
               x_test=rng.integers(0, 256, (6, 6, 5), dtype=np.uint8),
-              y_test=np.arange(6) % 4)
+              y_test=np.arange(6) % 3)
   base.update(arrays)
   np.savez(path, **{k: v for k, v in base.items() if v is not None})
   return path
@@ -376,13 +376,13 @@ def test_custom_happy_path(tmp_path):
   raw = load_raw("custom", None, path)
   assert raw.x_train.shape == (20, 6, 5, 1) and raw.x_test.shape == (6, 6, 5, 1)
   assert raw.y_train.dtype == np.int64
-  assert raw.num_classes == 4                 # max label + 1 over all splits (test has 3)
+  assert raw.num_classes == 3                 # max label + 1 over all splits
   assert raw.x_probe is None
 
 
 def test_custom_float_images_probe_and_names(tmp_path):
   x = np.linspace(0, 1, 10 * 4 * 4 * 3).reshape(10, 4, 4, 3).astype(np.float32)
-  path = save_custom(tmp_path / "d.npz", x_train=x, y_train=np.arange(10) % 2,
+  path = save_custom(tmp_path / "d.npz", x_train=x, y_train=np.arange(10) % 3,
                      x_test=x[:3], y_test=np.array([[0], [1], [0]]),     # Keras-style [N, 1]
                      x_probe=(x[:4] * 255).astype(np.uint8), y_probe=np.array([0, 1, 2, 1.0]),
                      class_names=np.array(["cat", "dog", "cow"]))
@@ -411,6 +411,8 @@ def test_custom_float_images_probe_and_names(tmp_path):
     (dict(x_probe=np.zeros((2, 6, 5), np.uint8)), "x_probe / y_probe"),
     (dict(x_probe=np.zeros((2, 6, 4), np.uint8), y_probe=np.array([0, 1])), "x_probe images"),
     (dict(class_names=np.array(["a", "b"])), "class_names"),
+    (dict(y_train=np.arange(20) % 3 + 1, y_test=np.arange(6) % 3 + 1), "labels start at 1"),
+    (dict(y_test=np.arange(6) % 5), "classes 3, 4 of 0..4 have no training example"),
 ])
 def test_custom_errors(tmp_path, arrays, must_mention):
   path = save_custom(tmp_path / "d.npz", **arrays)

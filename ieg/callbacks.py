@@ -87,5 +87,8 @@ class RecordResults(keras.callbacks.Callback):
               "top1": logs.get("val_top1"), "top5": logs.get("val_top5"), "eval_loss": logs.get("val_loss"),
               "learning_rate": current_learning_rate(self.model)}
     record.update({f"train_{k}": v for k, v in logs.items() if not k.startswith("val_")})
+    # A method's own evaluation metrics (SLN's network without the momentum copy, PRL's peer network).
+    record.update({f"eval_{k[4:]}": v for k, v in logs.items()
+                   if k.startswith("val_") and k not in ("val_top1", "val_top5", "val_loss")})
     run_files.record_result(self.run_dir, record)
     run_files.append_log(self.run_dir, {**record, "seconds": round(time.time() - self.started, 2)})

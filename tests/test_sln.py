@@ -307,6 +307,8 @@ def test_experiment_runs_the_label_correction(tmp_path, monkeypatch):
   assert results["train_sigma"] == pytest.approx(11 / 12)  # noise in the 11 steps of epoch 0 only
   targets = run.model.soft_targets.numpy()
   np.testing.assert_allclose(targets.sum(axis=1), 1.0, rtol=1e-5)
+  # results.json keeps the plain network's accuracy next to the momentum model's, as SLN reports both.
+  assert 0.0 <= results["eval_top1_no_ema"] <= 1.0 and results["eval_top1_no_ema"] != results["top1"]
 
 
 @pytest.mark.parametrize("name", sorted(SLN.PRESETS))

@@ -72,4 +72,4 @@ done
 
 [[ -n "${DRY_RUN:-}" ]] && exit 0
 python "${REPO}/scripts/mnist_methods_table.py" --root="$OUT" --noises="${NOISES// /,}" \
-    --methods="${METHODS// /,}" | tee "${OUT}/table.md"
+    --methods="${METHODS// /,}" --epochs="$EPOCHS" | tee "${OUT}/table.md"

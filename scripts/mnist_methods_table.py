@@ -37,14 +37,19 @@ def _cell(value: float | None) -> str:
   return "—" if value is None else f"{value:.2f}"
 
 
-def final_table(runs: dict, noises: list[str], methods: list[str]) -> list[str]:
+def final_table(runs: dict, noises: list[str], methods: list[str], epochs: int) -> list[str]:
+  """Accuracy after the last epoch; a run that stopped earlier shows its last epoch in brackets."""
   lines = ["| noise | " + " | ".join(methods) + " | published standard / SIGUA |",
            "|---|" + "---|" * (len(methods) + 1)]
   for noise in noises:
     cells = []
     for method in methods:
       history = runs[noise].get(method)
-      cells.append(_cell(history[max(history)] if history else None))
+      if not history:
+        cells.append(_cell(None))
+        continue
+      last = max(history)
+      cells.append(_cell(history[last]) + ("" if last >= epochs else f" (epoch {last} of {epochs})"))
     published = PUBLISHED.get(noise, {})
     reference = f"{_cell(published.get(BASELINE))} / {_cell(published.get(FOCUS))}" if published else "—"
     lines.append(f"| {noise} | " + " | ".join(cells) + f" | {reference} |")
@@ -78,10 +83,11 @@ def main() -> None:
   parser.add_argument("--root", required=True, help="The OUT folder of benchmark_mnist_methods.sh.")
   parser.add_argument("--noises", default="sym20,sym50,pair45")
   parser.add_argument("--methods", default="supervised,sigua,sln,absgd,prl,ieg,l2r")
+  parser.add_argument("--epochs", type=int, default=30, help="The protocol's epochs: shorter runs are marked.")
   args = parser.parse_args()
   noises, methods = args.noises.split(","), args.methods.split(",")
   runs = {noise: {method: load_history(args.root, noise, method) for method in methods} for noise in noises}
-  lines = ["## MNIST, mnist_cnn, final test accuracy (%)", ""] + final_table(runs, noises, methods) + [""]
+  lines = ["## MNIST, mnist_cnn, final test accuracy (%)", ""] + final_table(runs, noises, methods, args.epochs) + [""]
   for noise in noises:
     lines += epoch_table(noise, runs[noise], methods)
   print("\n".join(lines))

@@ -205,7 +205,8 @@ def train(run: Run) -> dict:
   if restored is not None:
     logging.info("resumed from step %d (%s)", start_step, run.store.directory)
   if start_step >= run.max_iteration:
-    logging.info("already trained to step %d of %d; nothing to do", start_step, run.max_iteration)
+    logging.info("already trained to step %d of %d; nothing to train", start_step, run.max_iteration)
+    _write_missing_report(run, start_step)
     return _latest_results(config.run_dir)
   with interrupts.watch_signals(enabled=config.distribution_strategy != "multi_worker") as signals:
     callbacks = [
@@ -235,6 +236,18 @@ def train(run: Run) -> dict:
       raise UserError(f"cannot write {e.filename or config.run_dir} ({e.strerror or e}): free space or fix the "
                       f"folder, then rerun to resume{' from ' + latest if latest else ''}") from e
   return _latest_results(config.run_dir)
+
+
+def _write_missing_report(run: Run, step: int) -> None:
+  """A finished run whose end-of-run detection report is missing or older (the run stopped while writing it,
+  or the report failed) gets it on the next rerun, as training would have written it."""
+  metrics = os.path.join(run.config.run_dir, reports.DETECTION_DIR, reports.METRICS_JSON)
+  if not strategy_lib.is_chief(run.strategy) or step * run.global_batch < run.data.num_train:
+    return  # non-chief workers write nothing; short runs get no detection report (as in training)
+  if os.path.exists(metrics) and run_files.read_json(metrics).get("step") == step:
+    return
+  logging.info("the end-of-run report of step %d is missing: writing it now", step)
+  reports.write_full_report(run.config.run_dir, run.model, run.data, run.config.val_batch_size, step)
 
 
 def evaluate(run: Run) -> dict:

@@ -2,6 +2,7 @@
 import csv
 import json
 import os
+import shutil
 
 import numpy as np
 import pytest
@@ -174,6 +175,19 @@ def test_report_mode_rewrites_the_report_from_the_checkpoint(trained, tmp_path):
   with pytest.raises(UserError, match="no checkpoint") as error:
     experiment.run(tiny_config(tmp_path, mode="report"))
   assert error.value.exit_code == 1
+
+
+def test_rerunning_a_finished_run_writes_a_missing_report(trained):
+  config, _ = trained
+  detection_dir = os.path.join(config.run_dir, reports.DETECTION_DIR)
+  before = read_csv(os.path.join(detection_dir, reports.SCORES_CSV))
+  shutil.rmtree(detection_dir)  # as if the first run had stopped while writing its report
+  experiment.train(experiment.build(config))
+  after = read_csv(os.path.join(detection_dir, reports.SCORES_CSV))
+  np.testing.assert_allclose(after["cross_entropy"], before["cross_entropy"], rtol=1e-5)
+  stamp = os.path.getmtime(os.path.join(detection_dir, reports.METRICS_JSON))
+  experiment.train(experiment.build(config))  # complete now: left alone
+  assert os.path.getmtime(os.path.join(detection_dir, reports.METRICS_JSON)) == stamp
 
 
 def test_curves_skip_missing_values_and_show_method_metrics():

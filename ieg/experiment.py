@@ -242,7 +242,7 @@ def _write_missing_report(run: Run, step: int) -> None:
   """A finished run whose end-of-run detection report is missing or older (the run stopped while writing it,
   or the report failed) gets it on the next rerun, as training would have written it."""
   metrics = os.path.join(run.config.run_dir, reports.DETECTION_DIR, reports.METRICS_JSON)
-  if not strategy_lib.is_chief(run.strategy) or step * run.global_batch < run.data.num_train:
+  if not strategy_lib.is_chief(run.strategy) or not reports.detection_due(step, run.global_batch, run.data.num_train):
     return  # non-chief workers write nothing; short runs get no detection report (as in training)
   if os.path.exists(metrics) and run_files.read_json(metrics).get("step") == step:
     return

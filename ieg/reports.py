@@ -335,6 +335,11 @@ def write_full_report(run_dir: str, model, data, batch_size: int, step: int, sco
   return document
 
 
+def detection_due(step: int, examples_per_step: int, num_train: int) -> bool:
+  """The end-of-run detection report is written once a run has seen as many examples as it scores."""
+  return step * examples_per_step >= num_train
+
+
 class WriteReports(keras.callbacks.Callback):
   """Curves after evaluations (at most once per `min_interval_seconds`); everything once training is done.
 
@@ -370,7 +375,7 @@ class WriteReports(keras.callbacks.Callback):
     if step < self.max_iteration:
       return  # stopped early (signal, non-finite loss): a rerun resumes and reports at the end
     started = time.monotonic()
-    score = step * self.examples_per_step >= self.data.num_train
+    score = detection_due(step, self.examples_per_step, self.data.num_train)
     document = write_full_report(self.run_dir, self.model, self.data, self.batch_size, step, score=score)
     if not score:
       logging.info("no detection report: the run trained on fewer examples than the training set holds "

@@ -20,23 +20,17 @@ All randomness is drawn with stateless ops from `seed`, so the same seed gives t
 views in any run, eager or inside tf.data, and a resumed run continues the stream.
 """
 import dataclasses
-from typing import Callable, Dict, Optional, Tuple
+from typing import Callable, Optional, Tuple
 
 import tensorflow as tf
 
 from datasets import augment_levels, augment_ops, augment_policy, autoaugment, randaugment
-from ieg.errors import UserError
+from ieg.registry import Registry
 
 PlanDrawer = Callable[[tf.Tensor, tf.Tensor, Tuple[tf.Tensor, tf.Tensor]],
                       Optional[augment_policy.OpPlan]]
-_POLICY_PLANS: Dict[str, PlanDrawer] = {}
-
-
-def _aug_type(name: str):
-  def register(drawer: PlanDrawer) -> PlanDrawer:
-    _POLICY_PLANS[name] = drawer
-    return drawer
-  return register
+_POLICY_PLANS = Registry("aug_type")  # PlanDrawers by --aug_type
+_aug_type = _POLICY_PLANS.register
 
 
 @_aug_type("autoaug")
@@ -62,9 +56,7 @@ def _no_policy(seed, batch_size, image_hw):
 AUG_TYPES: Tuple[str, ...] = tuple(_POLICY_PLANS)
 
 
-def check_aug_type(aug_type: str) -> None:
-  if aug_type not in _POLICY_PLANS:
-    raise UserError(f"unknown --aug_type {aug_type!r}: use one of {', '.join(AUG_TYPES)}")
+check_aug_type = _POLICY_PLANS.check
 
 
 @dataclasses.dataclass(frozen=True)

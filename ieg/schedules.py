@@ -4,7 +4,7 @@ import math
 import keras
 import tensorflow as tf
 
-from ieg.errors import UserError
+from ieg.registry import Registry
 
 EXPONENTIAL_DECAY_FACTOR = 0.9  # the original's `exponential` schedule: lr * 0.9^floor(step / decay_steps)
 
@@ -82,7 +82,8 @@ def _coteaching_linear(lr, decay_steps, max_iteration, cfg):
   return CoteachingLinear(lr, decay_start=decay_steps[0], end=max_iteration)
 
 
-_SCHEDULES = {
+_SCHEDULES = Registry("lr_schedule")
+_SCHEDULES.update({
     "cosine": _cosine,
     "cosine_warmup": _cosine,  # the warm-up is added below, as for every schedule with warmup_epochs > 0
     "custom_step": _custom_step,
@@ -90,14 +91,12 @@ _SCHEDULES = {
     "cosine_one": _cosine_one,
     "constant": _constant,
     "coteaching_linear": _coteaching_linear,  # constant, then linear to 0 from decay_steps[0] (SIGUA_SL, PRL)
-}
+})
 
 
 def make_schedule(cfg, steps_per_epoch: int, max_iteration: int):
   """The schedule named by `cfg.lr_schedule`, with a linear warm-up when `cfg.warmup_epochs > 0`."""
-  if cfg.lr_schedule not in _SCHEDULES:
-    raise UserError(f"--lr_schedule={cfg.lr_schedule} is not known: choose one of {', '.join(_SCHEDULES)}")
-  schedule = _SCHEDULES[cfg.lr_schedule](cfg.learning_rate, list(cfg.decay_steps), max_iteration, cfg)
+  schedule = _SCHEDULES.lookup(cfg.lr_schedule)(cfg.learning_rate, list(cfg.decay_steps), max_iteration, cfg)
   warmup_steps = int(math.ceil(cfg.warmup_epochs * steps_per_epoch))
   if warmup_steps > 0:
     schedule = LinearWarmup(schedule, warmup_steps)

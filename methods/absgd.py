@@ -19,12 +19,12 @@ weights its examples with its own batch size: the update equals the single-devic
 """
 import dataclasses
 import logging
-from typing import Callable
 
 import keras
 import tensorflow as tf
 
 from ieg.errors import UserError
+from ieg.registry import Registry
 from methods import register_method
 from methods.base import Method, sparse_cross_entropy
 
@@ -34,16 +34,8 @@ TCE_K = 0.5
 SCE_PROB_FLOOR = 1e-7  # clamps of the reverse cross-entropy, as the SCE code
 SCE_LABEL_FLOOR = 1e-4
 
-BaseLoss = Callable[[tf.Tensor, tf.Tensor, "ABSGD.Config"], tf.Tensor]
-BASE_LOSSES: dict[str, BaseLoss] = {}
-
-
-def base_loss(name: str):
-  """Registers a per-example loss `fn(labels, logits, config) -> [B]` under `--absgd_loss=name`."""
-  def decorate(fn):
-    BASE_LOSSES[name] = fn
-    return fn
-  return decorate
+BASE_LOSSES = Registry("absgd_loss")  # per-example losses fn(labels, logits, config) -> [B]
+base_loss = BASE_LOSSES.register
 
 
 @base_loss("ce")
@@ -153,8 +145,7 @@ class ABSGD(Method):
 
   def _check_config(self) -> None:
     cfg = self.config
-    if cfg.absgd_loss not in BASE_LOSSES:
-      raise UserError(f"--absgd_loss={cfg.absgd_loss} is not known: choose one of {', '.join(BASE_LOSSES)}")
+    BASE_LOSSES.check(cfg.absgd_loss)
     for name in ("lamda", "init_lamda"):
       if getattr(cfg, name) == 0:
         raise UserError(f"--{name}=0 is invalid: give a non-zero temperature (negative for label noise)")

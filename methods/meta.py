@@ -27,6 +27,7 @@ from typing import Any, Callable
 import tensorflow as tf
 
 from ieg.errors import UserError
+from ieg.registry import Registry
 from methods.base import Method, as_batch, sparse_cross_entropy
 
 Tensors = list[tf.Tensor]
@@ -71,26 +72,16 @@ class MetaStepResult:
 
 
 _ZERO = tf.UnconnectedGradients.ZERO
-META_GRADIENTS: dict[str, Callable[[Tensors, LookaheadProblem], MetaStepResult]] = {}
-
-
-def register_meta_gradient(name: str):
-  def decorate(fn):
-    META_GRADIENTS[name] = fn
-    return fn
-  return decorate
-
-
-def check_meta_grad(name: str) -> None:
-  if name not in META_GRADIENTS:
-    raise UserError(f"--meta_grad={name} is not known: choose one of {', '.join(sorted(META_GRADIENTS))}")
+# fn(params, problem) -> MetaStepResult, by --meta_grad.
+META_GRADIENTS = Registry("meta_grad")
+register_meta_gradient = META_GRADIENTS.register
+check_meta_grad = META_GRADIENTS.check
 
 
 def meta_step(kind: str, variables, problem: LookaheadProblem) -> MetaStepResult:
   """Runs the look-ahead and returns dL_probe/dc with the `kind` implementation ('reverse' or 'jvp')."""
-  check_meta_grad(kind)
   params = [tf.convert_to_tensor(v) for v in variables]
-  return META_GRADIENTS[kind](params, problem)
+  return META_GRADIENTS.lookup(kind)(params, problem)
 
 
 def lookahead_parameters(params: Tensors, grads: Tensors, step_size: float,

@@ -17,6 +17,7 @@ import tensorflow as tf
 
 import networks
 from ieg.errors import UserError
+from ieg.registry import Registry
 from methods import register_method
 from methods import selection
 from methods.base import Method, as_batch, sparse_cross_entropy
@@ -56,12 +57,13 @@ class Variant:
   co_teaching: bool
 
 
-VARIANTS = {
+VARIANTS = Registry("prl_variant")
+VARIANTS.update({
     "prl_l": Variant("loss_layer", co_teaching=False),
     "co_prl_l": Variant("loss_layer", co_teaching=True),
     "prl_g": Variant("gradient", co_teaching=False),
     "co_prl_g": Variant("gradient", co_teaching=True),
-}
+})
 
 # Co-teaching's base settings (PRL's main.py builds on them): Adam 1e-3, batch 128, epochs 1..199,
 # lr constant until epoch 80 then linear to 0 with beta1 0.1, num_gradual 10, no weight decay.
@@ -113,9 +115,7 @@ class Prl(Method):
   def __init__(self, network, context, config=None):
     super().__init__(network, context, config)
     cfg = self.config
-    if cfg.prl_variant not in VARIANTS:
-      raise UserError(f"--prl_variant={cfg.prl_variant} is not known: choose one of {', '.join(VARIANTS)}")
-    self.variant = VARIANTS[cfg.prl_variant]
+    self.variant = VARIANTS.lookup(cfg.prl_variant)
     self.forget_rate = selection.resolve_forget_rate(cfg.forget_rate, context.noise_ratio)
     self.peer_network = self.peer_optimizer = None
     if self.variant.co_teaching:

@@ -20,6 +20,7 @@ import numpy as np
 import tensorflow as tf
 
 from ieg.errors import UserError
+from ieg.registry import Registry
 from methods import register_method
 from methods import selection
 from methods.base import Method, as_batch, soft_cross_entropy, sparse_cross_entropy
@@ -120,14 +121,8 @@ class _Variant:
     raise NotImplementedError
 
 
-_VARIANTS: dict[str, type] = {}
-
-
-def _variant(name: str):
-  def register(cls):
-    _VARIANTS[name] = cls
-    return cls
-  return register
+_VARIANTS = Registry("sigua_variant")
+_variant = _VARIANTS.register
 
 
 @_variant("sl")
@@ -216,8 +211,7 @@ class Sigua(Method):
   def __init__(self, network, context, config=None):
     super().__init__(network, context, config)
     cfg = self.config
-    if cfg.sigua_variant not in _VARIANTS:
-      raise UserError(f"--sigua_variant={cfg.sigua_variant} is not known: choose one of {', '.join(_VARIANTS)}")
+    _VARIANTS.check(cfg.sigua_variant)
     if not 0.0 <= cfg.sigua_rate <= 1.0:
       raise UserError(f"--sigua_rate={cfg.sigua_rate} is outside [0, 1]: give the fraction of the forgotten "
                       "examples to push back, e.g. 0.3")

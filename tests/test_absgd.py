@@ -1,7 +1,6 @@
 """ABSGD against numpy references of the official noisy-label code's formulas."""
 import dataclasses
 
-import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -12,20 +11,13 @@ from ieg.errors import UserError
 from methods import absgd
 from methods.absgd import ABSGD
 from methods.base import TrainingContext
+from tests.toy_models import K, linear_network, random_batch
 
-K, D, B = 3, 4, 6
-
-
-def linear_network(seed=0):
-  keras.utils.set_random_seed(seed)
-  inputs = keras.Input((D,))
-  return keras.Model(inputs, keras.layers.Dense(K)(inputs))
+B = 6
 
 
 def batch(seed=1, n=B):
-  rng = np.random.default_rng(seed)
-  return {"image": rng.normal(size=(n, D)).astype(np.float32), "label": rng.integers(0, K, n).astype(np.int32),
-          "index": np.arange(n, dtype=np.int64)}
+  return random_batch(n, seed)
 
 
 def make_absgd(network, *, steps_per_epoch=2, clip=None, lr=0.1, corrupted=None, **options):

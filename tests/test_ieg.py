@@ -17,17 +17,14 @@ from methods.base import TrainingContext
 from methods.ieg import IEG
 from methods.l2r import L2R
 from tests.test_meta_gradient import bn_network, image_batch
+from tests.toy_models import D, K, linear_network, softmax
 
-D, K, B = 4, 3, 6
+B = 6
 ETA, WD, MU, LR = 0.1, 1e-2, 0.9, 0.3
 CE_FACTOR, CS_FACTOR, EPS_INIT = 5.0, 20.0, 0.9
 
 
 # ----- numpy references -----------------------------------------------------------------------
-def softmax(z):
-  e = np.exp(z - z.max(axis=-1, keepdims=True))
-  return e / e.sum(axis=-1, keepdims=True)
-
 
 def log_softmax(z):
   shifted = z - z.max(axis=-1, keepdims=True)
@@ -197,11 +194,6 @@ def test_bad_options_are_user_errors(config, message):
 
 
 # ----- one whole step -------------------------------------------------------------------------
-def linear_network(seed=0):
-  keras.utils.set_random_seed(seed)
-  inputs = keras.Input((D,))
-  return keras.Model(inputs, keras.layers.Dense(K)(inputs))
-
 
 def vector_batch(seed=0, n=B):
   rng = np.random.default_rng(seed)

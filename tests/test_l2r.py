@@ -1,5 +1,4 @@
 """L2R against an explicit numpy computation: per-example gradients and the inner-product formula."""
-import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -7,15 +6,10 @@ import tensorflow as tf
 from ieg import optimizers
 from methods.base import TrainingContext
 from methods.l2r import L2R
+from tests.toy_models import D, K, linear_network, softmax
 
-D, K, B = 4, 3, 8
+B = 8
 ETA, WD, LR = 0.1, 1e-2, 0.5
-
-
-def linear_network(seed=0):
-  keras.utils.set_random_seed(seed)
-  inputs = keras.Input((D,))
-  return keras.Model(inputs, keras.layers.Dense(K)(inputs))
 
 
 def teacher_batch(seed=0, n=B):
@@ -27,11 +21,6 @@ def teacher_batch(seed=0, n=B):
   y[::2] = (y[::2] + 1) % K
   return {"image": x.astype(np.float32), "label": y.astype(np.int32), "index": np.arange(n, dtype=np.int64),
           "probe_image": probe_x.astype(np.float32), "probe_label": np.argmax(probe_x @ teacher, 1).astype(np.int32)}
-
-
-def softmax(z):
-  e = np.exp(z - z.max(axis=1, keepdims=True))
-  return e / e.sum(axis=1, keepdims=True)
 
 
 def numpy_l2r(w, b, data):

@@ -20,16 +20,10 @@ from methods.l2r import L2R
 from methods.prl import Prl
 from methods.sigua import Sigua
 from methods.sln import SLN
+from tests.toy_models import D, K, linear_network, softmax
 
-D, K, B = 4, 3, 10
+B = 10
 ETA = 0.1
-
-
-def linear_network(seed=0, input_shape=(D,)):
-  keras.utils.set_random_seed(seed)
-  inputs = keras.Input(input_shape)
-  flat = keras.layers.Flatten()(inputs) if len(input_shape) > 1 else inputs
-  return keras.Model(inputs, keras.layers.Dense(K)(flat))
 
 
 def batch(seed=3, n=B):
@@ -37,11 +31,6 @@ def batch(seed=3, n=B):
   return {"image": rng.normal(size=(n, D)).astype(np.float32), "label": rng.integers(0, K, n).astype(np.int32),
           "index": np.arange(n, dtype=np.int64), "probe_image": rng.normal(size=(n, D)).astype(np.float32),
           "probe_label": rng.integers(0, K, n).astype(np.int32)}
-
-
-def softmax(z):
-  e = np.exp(z - z.max(axis=1, keepdims=True))
-  return e / e.sum(axis=1, keepdims=True)
 
 
 def logits_of(model, x):

@@ -10,15 +10,10 @@ from ieg import optimizers
 from ieg.errors import UserError
 from methods import prl
 from methods.base import TrainingContext
+from tests.toy_models import D, K, linear_network, softmax
 
-K, D, B = 3, 4, 12
+B = 12
 LR = 0.1
-
-
-def linear_network(seed=0):
-  keras.utils.set_random_seed(seed)
-  inputs = keras.Input((D,))
-  return keras.Model(inputs, keras.layers.Dense(K)(inputs))
 
 
 def group_norm_network(seed=0):
@@ -34,11 +29,6 @@ def group_norm_network(seed=0):
 def batch_norm_network():
   inputs = keras.Input((D,))
   return keras.Model(inputs, keras.layers.Dense(K)(keras.layers.BatchNormalization()(inputs)))
-
-
-def softmax(z):
-  e = np.exp(z - z.max(axis=1, keepdims=True))
-  return e / e.sum(axis=1, keepdims=True)
 
 
 def batch(seed=1, n=B, shape=(D,)):

@@ -16,6 +16,7 @@ from ieg import reports
 from ieg import run_files
 from ieg.config import RunConfig
 from ieg.errors import UserError
+from tests.toy_models import softmax
 
 # ----- metrics on fixed scores ----------------------------------------------------------------------
 RNG = np.random.default_rng(7)
@@ -98,11 +99,6 @@ def read_csv(path):
   with open(path, newline="") as f:
     rows = list(csv.DictReader(f))
   return {name: np.array([float(r[name]) for r in rows]) for name in rows[0]}
-
-
-def softmax(z):
-  e = np.exp(z - z.max(axis=1, keepdims=True))
-  return e / e.sum(axis=1, keepdims=True)
 
 
 def test_every_plot_is_a_valid_png(trained):

@@ -1,7 +1,6 @@
 """SIGUA against numpy references of the official SIGUA_SL / SIGUA_BC and of pytorch-SIGUA."""
 import dataclasses
 
-import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -13,29 +12,14 @@ from ieg.config import RunConfig
 from ieg.errors import UserError
 from methods import sigua
 from methods.base import TrainingContext
+from tests.toy_models import K, linear_network, softmax, random_batch
 
-K, D, B = 3, 4, 12
+B = 12
 LR = 0.1
 
 
-def linear_network(seed=0, scale=1.0):
-  keras.utils.set_random_seed(seed)
-  inputs = keras.Input((D,))
-  network = keras.Model(inputs, keras.layers.Dense(K)(inputs))
-  for v in network.trainable_variables:
-    v.assign(v.numpy() * scale)
-  return network
-
-
-def softmax(z):
-  e = np.exp(z - z.max(axis=1, keepdims=True))
-  return e / e.sum(axis=1, keepdims=True)
-
-
 def batch(seed=1, n=B):
-  rng = np.random.default_rng(seed)
-  return {"image": rng.normal(size=(n, D)).astype(np.float32), "label": rng.integers(0, K, n).astype(np.int32),
-          "index": np.arange(n, dtype=np.int64)}
+  return random_batch(n, seed)
 
 
 TRANSITION = noise_lib.transition_matrix("symmetric", 0.3, K, "digits")

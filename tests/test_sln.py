@@ -16,16 +16,11 @@ from methods.base import TrainingContext
 from datasets.image_files import ImageFiles
 from methods import sln
 from methods.sln import SLN, LabelCorrection, in_memory_image_batches
+from tests.toy_models import D, K, linear_network, softmax, random_batch
 
-K, D, B = 3, 4, 6
+B = 6
 SEED = 7
 NOISE_STREAM = 101  # the documented key of the label noise: fold_in([seed, 101], int64 step)
-
-
-def linear_network(seed=0):
-  keras.utils.set_random_seed(seed)
-  inputs = keras.Input((D,))
-  return keras.Model(inputs, keras.layers.Dense(K)(inputs))
 
 
 def batch_norm_network(seed=0):
@@ -37,9 +32,7 @@ def batch_norm_network(seed=0):
 
 
 def batch(seed=1, n=B):
-  rng = np.random.default_rng(seed)
-  return {"image": rng.normal(size=(n, D)).astype(np.float32), "label": rng.integers(0, K, n).astype(np.int32),
-          "index": np.arange(n, dtype=np.int64)}
+  return random_batch(n, seed)
 
 
 def make_sln(network, *, sigma=1.0, correction=-1, use_ema=False, steps_per_epoch=10, num_train=B, lr=0.1,
@@ -56,11 +49,6 @@ def reference_noise(step, rows):
   key = tf.random.experimental.stateless_fold_in(tf.constant([SEED, NOISE_STREAM], tf.int64),
                                                  tf.constant(step, tf.int64))
   return tf.random.stateless_normal([rows, K], key).numpy().astype(np.float64)
-
-
-def softmax(z):
-  e = np.exp(z - z.max(axis=1, keepdims=True))
-  return e / e.sum(axis=1, keepdims=True)
 
 
 def soft_target_gradients(w, b, x, targets):

@@ -11,25 +11,13 @@ from ieg import schedules
 from ieg.config import RunConfig
 from methods.base import TrainingContext
 from methods.supervised import Supervised
+from tests.toy_models import K, linear_network, softmax, random_batch
 
-K, D, B = 3, 4, 6
-
-
-def linear_network(seed=0):
-  keras.utils.set_random_seed(seed)
-  inputs = keras.Input((D,))
-  return keras.Model(inputs, keras.layers.Dense(K)(inputs))
-
-
-def softmax(z):
-  e = np.exp(z - z.max(axis=1, keepdims=True))
-  return e / e.sum(axis=1, keepdims=True)
+B = 6
 
 
 def batch(seed=1, n=B):
-  rng = np.random.default_rng(seed)
-  return {"image": rng.normal(size=(n, D)).astype(np.float32), "label": rng.integers(0, K, n).astype(np.int32),
-          "index": np.arange(n, dtype=np.int64)}
+  return random_batch(n, seed)
 
 
 def make_supervised(network, lr=0.1, wd=0.0, use_ema=False, clip=None, momentum=0.9):

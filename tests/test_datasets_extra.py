@@ -1,12 +1,9 @@
 """The other datasets of the seed papers: TREC (real files), CIFAR-N, instance-dependent and open-set
 noise, WebVision-mini and Clothing1M (streamed from files). Every loader reads a tiny fixture that
 the test writes in the real on-disk format; missing files give one UserError naming what goes where."""
-import hashlib
 import json
 import io
 import os
-import pickle
-import tarfile
 
 import numpy as np
 import pytest
@@ -27,10 +24,7 @@ from datasets import sources_webvision
 from datasets import text as text_lib
 from datasets.spec import parse_dataset_spec
 from ieg.errors import UserError
-
-
-def md5(path):
-  return hashlib.md5(open(path, "rb").read()).hexdigest()
+from tests.archive_writers import chw_rows, cifar_images, md5, write_pickle_tar
 
 
 def take(dataset, n):
@@ -137,34 +131,18 @@ def test_trec_reader_on_a_written_file(tmp_path, monkeypatch):
 # ---------------------------------------------------------------------------------------------
 # Tiny official CIFAR archives
 
-def _images(n, seed):
-  return np.random.default_rng(seed).integers(0, 256, (n, 32, 32, 3), dtype=np.uint8)
-
-
-def _rows(images):
-  return images.transpose(0, 3, 1, 2).reshape(len(images), -1)
-
-
-def _write_tar(path, members):
-  with tarfile.open(path, "w:gz") as tar:
-    for name, obj in members:
-      data = pickle.dumps(obj, protocol=2)
-      info = tarfile.TarInfo(name)
-      info.size = len(data)
-      tar.addfile(info, io.BytesIO(data))
-
 
 def write_cifar10(data_dir, monkeypatch, per_batch=6):
   folder = data_dir / "cifar10"
   folder.mkdir(parents=True, exist_ok=True)
-  x = _images(5 * per_batch, 1)
+  x = cifar_images(5 * per_batch, 1)
   y = np.random.default_rng(2).permutation(np.arange(5 * per_batch) % 10)   # every class present
   members = [(f"cifar-10-batches-py/data_batch_{i + 1}",
-              {"data": _rows(x[i * per_batch:(i + 1) * per_batch]),
+              {"data": chw_rows(x[i * per_batch:(i + 1) * per_batch]),
                "labels": y[i * per_batch:(i + 1) * per_batch].tolist()}) for i in range(5)]
-  members.append(("cifar-10-batches-py/test_batch", {"data": _rows(_images(4, 3)), "labels": [0, 1, 2, 3]}))
+  members.append(("cifar-10-batches-py/test_batch", {"data": chw_rows(cifar_images(4, 3)), "labels": [0, 1, 2, 3]}))
   path = folder / archives.CIFAR10_TAR
-  _write_tar(path, members)
+  write_pickle_tar(path, members)
   monkeypatch.setitem(archives.CHECKSUMS, "cifar10", {archives.CIFAR10_TAR: ("md5", md5(path))})
   return x, y
 
@@ -172,12 +150,12 @@ def write_cifar10(data_dir, monkeypatch, per_batch=6):
 def write_cifar100(data_dir, monkeypatch, n=40):
   folder = data_dir / "cifar100"
   folder.mkdir(parents=True, exist_ok=True)
-  x = _images(n, 7)
+  x = cifar_images(n, 7)
   fine = np.arange(n) % 100
   path = folder / archives.CIFAR100_TAR
-  _write_tar(path, [("cifar-100-python/train", {"data": _rows(x), "fine_labels": fine.tolist(),
+  write_pickle_tar(path, [("cifar-100-python/train", {"data": chw_rows(x), "fine_labels": fine.tolist(),
                                                 "coarse_labels": (fine % 20).tolist()}),
-                    ("cifar-100-python/test", {"data": _rows(x[:2]), "fine_labels": [0, 1],
+                    ("cifar-100-python/test", {"data": chw_rows(x[:2]), "fine_labels": [0, 1],
                                                "coarse_labels": [0, 1]})])
   monkeypatch.setitem(archives.CHECKSUMS, "cifar100", {archives.CIFAR100_TAR: ("md5", md5(path))})
   return x

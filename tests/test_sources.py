@@ -1,12 +1,8 @@
 """Sources: real MNIST / Fashion-MNIST / CIFAR-10 subset, checksums, CIFAR tar archives, TFDS
 (mocked), scikit-learn digits, the user's npz, and the one clear error when nothing is found."""
 import gzip
-import hashlib
-import io
 import os
-import pickle
 import socket
-import tarfile
 import time
 
 import numpy as np
@@ -16,10 +12,7 @@ from datasets import archives
 from datasets import sources
 from datasets.sources import load_raw
 from ieg.errors import UserError
-
-
-def md5(path):
-  return hashlib.md5(open(path, "rb").read()).hexdigest()
+from tests.archive_writers import chw_rows, cifar_images, md5, write_pickle_tar
 
 
 @pytest.fixture
@@ -138,40 +131,24 @@ def test_truncated_idx_is_a_clear_error(tmp_path, monkeypatch):
 # ---------------------------------------------------------------------------------------------
 # CIFAR python archives written by the test
 
-def _cifar_images(n, seed):
-  return np.random.default_rng(seed).integers(0, 256, (n, 32, 32, 3), dtype=np.uint8)
-
-
-def _chw_rows(images_hwc):
-  return images_hwc.transpose(0, 3, 1, 2).reshape(len(images_hwc), -1)   # official row layout
-
-
-def _write_tar(path, members):
-  with tarfile.open(path, "w:gz") as tar:
-    for name, obj in members:
-      data = pickle.dumps(obj, protocol=2)
-      info = tarfile.TarInfo(name)
-      info.size = len(data)
-      tar.addfile(info, io.BytesIO(data))
-
 
 def write_tiny_cifar10(folder, per_batch=3):
   folder.mkdir(parents=True, exist_ok=True)
   batches, members = [], []
   for i in range(1, 6):
-    x = _cifar_images(per_batch, i)
+    x = cifar_images(per_batch, i)
     y = [(i + j) % 10 for j in range(per_batch)]
     batches.append((x, y))
     members.append((f"cifar-10-batches-py/data_batch_{i}",
-                    {"batch_label": f"training batch {i} of 5", "data": _chw_rows(x), "labels": y}))
-  x_test = _cifar_images(2, 99)
+                    {"batch_label": f"training batch {i} of 5", "data": chw_rows(x), "labels": y}))
+  x_test = cifar_images(2, 99)
   members.append(("cifar-10-batches-py/test_batch",
-                  {"batch_label": "testing batch 1 of 1", "data": _chw_rows(x_test),
+                  {"batch_label": "testing batch 1 of 1", "data": chw_rows(x_test),
                    "labels": [7, 8]}))
   members.append(("cifar-10-batches-py/batches.meta", {"label_names": ["a"] * 10}))
   order = [3, 0, 6, 4, 1, 5, 2]   # archive order scrambled: the loader must sort by batch name
   path = folder / archives.CIFAR10_TAR
-  _write_tar(path, [members[i] for i in order])
+  write_pickle_tar(path, [members[i] for i in order])
   return path, batches, x_test
 
 
@@ -185,7 +162,7 @@ def test_tiny_cifar10_archive_order_and_layout(tmp_path, monkeypatch, offline):
   np.testing.assert_array_equal(raw.y_test, [7, 8])
   assert raw.x_train.shape == (15, 32, 32, 3) and raw.x_train.flags.c_contiguous
   # pixel (h=0, w=1) of image 0 is element 1 of the red plane, 1025 of green, 2049 of blue
-  row = _chw_rows(batches[0][0])[0]
+  row = chw_rows(batches[0][0])[0]
   np.testing.assert_array_equal(raw.x_train[0, 0, 1], [row[1], row[1025], row[2049]])
   assert raw.class_names[9] == "truck" and not offline
 
@@ -193,12 +170,12 @@ def test_tiny_cifar10_archive_order_and_layout(tmp_path, monkeypatch, offline):
 def test_tiny_cifar100_archive_fine_labels(tmp_path, monkeypatch):
   folder = tmp_path / "cifar100"
   folder.mkdir()
-  x, xt = _cifar_images(4, 1), _cifar_images(2, 2)
+  x, xt = cifar_images(4, 1), cifar_images(2, 2)
   path = folder / archives.CIFAR100_TAR
-  _write_tar(path, [
-      ("cifar-100-python/test", {"data": _chw_rows(xt), "fine_labels": [99, 0],
+  write_pickle_tar(path, [
+      ("cifar-100-python/test", {"data": chw_rows(xt), "fine_labels": [99, 0],
                                  "coarse_labels": [13, 4]}),
-      ("cifar-100-python/train", {"data": _chw_rows(x), "fine_labels": [0, 51, 53, 57],
+      ("cifar-100-python/train", {"data": chw_rows(x), "fine_labels": [0, 51, 53, 57],
                                   "coarse_labels": [4, 4, 4, 4]}),
   ])
   monkeypatch.setitem(archives.CHECKSUMS, "cifar100", {archives.CIFAR100_TAR: ("md5", md5(path))})
@@ -237,7 +214,7 @@ def test_archive_with_code_in_a_pickle_is_refused(tmp_path, monkeypatch):
   folder = tmp_path / "cifar100"
   folder.mkdir()
   path = folder / archives.CIFAR100_TAR
-  _write_tar(path, [("cifar-100-python/train", Evil()), ("cifar-100-python/test", {})])
+  write_pickle_tar(path, [("cifar-100-python/train", Evil()), ("cifar-100-python/test", {})])
   monkeypatch.setitem(archives.CHECKSUMS, "cifar100", {archives.CIFAR100_TAR: ("md5", md5(path))})
   with pytest.raises(UserError, match="unexpected object"):
     load_raw("cifar100", tmp_path)

@@ -16,8 +16,8 @@ def write_run(root, noise, method, accuracies):
     json.dump({**history[-1], "history": history}, f)
 
 
-def table(root, *args):
-  return subprocess.run([sys.executable, SCRIPT, f"--root={root}", "--noises=sym50,sym20", "--methods=supervised,sigua",
+def table(root, *args, methods="supervised,sigua"):
+  return subprocess.run([sys.executable, SCRIPT, f"--root={root}", "--noises=sym50,sym20", f"--methods={methods}",
                          *args], capture_output=True, text=True, check=True).stdout
 
 
@@ -31,6 +31,18 @@ def test_final_and_per_epoch_tables(tmp_path):
   # Epoch 1: supervised ahead; epochs 2 and 3: behind.
   assert "supervised is behind sigua in 2 of 3 epochs." in out
   assert "sigua after epoch 3: 98.20%, which meets the target of 98.1%." in out
+
+
+def test_the_baseline_is_compared_with_every_method(tmp_path):
+  write_run(tmp_path, "sym50", "supervised", [0.97, 0.98, 0.95])
+  write_run(tmp_path, "sym50", "sln", [0.50, 0.90, 0.96])
+  write_run(tmp_path, "sym50", "absgd", [0.975, 0.979])  # stopped after two epochs
+  out = table(tmp_path, "--epochs=3", methods="supervised,sigua,sln,absgd")
+  assert "| sym50 | 95.00 | — | 96.00 | 97.90 (epoch 2 of 3) | 94.30 / 98.38 |" in out
+  assert "| 1 | 97.00 | — | 50.00 | 97.50 |" in out
+  assert "supervised is behind sln in 1 of 3 epochs." in out
+  assert "supervised is behind absgd in 1 of 2 epochs." in out
+  assert "behind sigua" not in out and "target" not in out  # no SIGUA run: no SIGUA verdict
 
 
 def test_an_unfinished_run_is_marked(tmp_path):

@@ -54,6 +54,8 @@ class RunConfig:
   preset: str | None = None
   use_imagenet_as_eval: bool = False
   method_options: dict[str, Any] = dataclasses.field(default_factory=dict)
+  # Settings the network's training defaults supplied (name -> "network <name>"), saved in flags.json.
+  defaults_from: dict[str, str] = dataclasses.field(default_factory=dict)
 
   def validate(self) -> "RunConfig":
     """Raises UserError naming the first bad setting; returns self for chaining."""
@@ -100,6 +102,9 @@ class RunConfig:
 
   def to_json(self) -> dict[str, Any]:
     return dataclasses.asdict(self)
+
+
+NOT_FLAGS = frozenset({"method_options", "defaults_from"})  # RunConfig fields that are not base flags
 
 
 def _method_names() -> list[str]:

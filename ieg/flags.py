@@ -10,6 +10,7 @@ import typing
 from absl import flags
 
 import methods
+import networks
 from ieg import config as config_lib
 from ieg import presets
 
@@ -103,14 +104,30 @@ def _flag_value(name: str, preset: dict):
   return preset[name]
 
 
+def _network_defaults(preset: dict) -> dict:
+  """The chosen network's training defaults that neither the command line nor the preset sets."""
+  network_name = _flag_value("network_name", preset)
+  if network_name not in networks.network_names():
+    return {}  # RunConfig.validate names the unknown network
+  return {name: value for name, value in networks.training_defaults(network_name).items()
+          if not FLAGS[name].present and name not in preset}
+
+
 def read_config() -> config_lib.RunConfig:
-  """The RunConfig of the parsed command line and --preset (not yet validated)."""
+  """The RunConfig of the parsed command line, --preset and the network's defaults (not yet validated).
+
+  Precedence: the command line, then the preset, then the network's training defaults, then the
+  flag's default. `RunConfig.defaults_from` records which values the network supplied.
+  """
   preset = presets.preset_values(FLAGS.preset) if FLAGS.preset else {}
   unknown = set(preset) - set(FLAGS)
   if unknown:
     raise ValueError(f"preset {FLAGS.preset} sets unknown flags {sorted(unknown)}")
-  base_names = {f.name for f in dataclasses.fields(config_lib.RunConfig)} - {"method_options"}
+  base_names = {f.name for f in dataclasses.fields(config_lib.RunConfig)} - config_lib.NOT_FLAGS
   values = {name: _flag_value(name, preset) for name in base_names}
+  network_defaults = _network_defaults(preset)
+  values.update({name: value for name, value in network_defaults.items() if name in base_names})
+  values["defaults_from"] = {name: f"network {values['network_name']}" for name in network_defaults}
   try:
     decay_steps = _flag_value("decay_steps", preset)
     decay_steps = decay_steps.split(",") if isinstance(decay_steps, str) else decay_steps
@@ -118,5 +135,5 @@ def read_config() -> config_lib.RunConfig:
   except ValueError:
     from ieg.errors import UserError  # pylint: disable=g-import-not-at-top
     raise UserError(f"--decay_steps={FLAGS.decay_steps} is invalid: give integers, e.g. 500 or 40000,60000")
-  options = {name: _flag_value(name, preset) for name in method_option_fields()}
+  options = {name: network_defaults.get(name, _flag_value(name, preset)) for name in method_option_fields()}
   return config_lib.RunConfig(**values, method_options=options)

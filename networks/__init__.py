@@ -5,7 +5,7 @@ the data pipeline) to logits [B, K], with no weight regularisers inside: the tra
 the coupled L2 term itself, using `default_weight_decay(name)` unless told otherwise.
 """
 from networks.registry import (build_network, default_weight_decay, has_batch_norm,
-                               network_names, register_network)
+                               network_names, register_network, training_defaults)
 
 # Importing the family modules fills the registry.
 from networks import cnn as _cnn  # noqa: F401,E402
@@ -19,4 +19,5 @@ __all__ = [
     "has_batch_norm",
     "network_names",
     "register_network",
+    "training_defaults",
 ]

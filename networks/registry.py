@@ -6,7 +6,8 @@ calls `build_network` and `default_weight_decay`, so adding a network never touc
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, Protocol
+import types
+from typing import Any, Callable, Mapping, Protocol
 
 import keras
 
@@ -25,23 +26,28 @@ class NetworkBuilder(Protocol):
 class _Entry:
   builder: NetworkBuilder
   weight_decay: float
+  training_defaults: Mapping[str, Any]
 
 
 _REGISTRY: dict[str, _Entry] = {}
 
 
-def register_network(name: str, *,
-                     weight_decay: float) -> Callable[[NetworkBuilder], NetworkBuilder]:
+def register_network(name: str, *, weight_decay: float,
+                     training_defaults: Mapping[str, Any] | None = None
+                     ) -> Callable[[NetworkBuilder], NetworkBuilder]:
   """Registers `builder(num_classes, input_shape, **options)` under `name`.
 
   `weight_decay` is the coupled-L2 coefficient the reference code pairs with this network; the
-  training code uses it when the user does not set one.
+  training code uses it when the user does not set one. `training_defaults` are run settings
+  (RunConfig field names) that replace the framework's defaults for this network when neither the
+  command line nor a preset sets them: IEG's defaults are tuned for CIFAR networks with BatchNorm.
   """
 
   def decorate(builder: NetworkBuilder) -> NetworkBuilder:
     if name in _REGISTRY:
       raise ValueError(f"network {name!r} is registered twice")
-    _REGISTRY[name] = _Entry(builder=builder, weight_decay=float(weight_decay))
+    _REGISTRY[name] = _Entry(builder=builder, weight_decay=float(weight_decay),
+                             training_defaults=types.MappingProxyType(dict(training_defaults or {})))
     return builder
 
   return decorate
@@ -74,6 +80,11 @@ def build_network(name: str, num_classes: int, input_shape: tuple[int, int, int]
 def default_weight_decay(name: str) -> float:
   """The coupled-L2 coefficient the reference code uses with network `name`."""
   return _entry(name).weight_decay
+
+
+def training_defaults(name: str) -> dict[str, Any]:
+  """The run settings network `name` trains with when the user leaves them unset (may be empty)."""
+  return dict(_entry(name).training_defaults)
 
 
 def has_batch_norm(model: keras.layers.Layer) -> bool:

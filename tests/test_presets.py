@@ -6,9 +6,9 @@ import pytest
 
 import methods
 from ieg import presets
-from ieg.config import RunConfig
+from ieg.config import NOT_FLAGS, RunConfig
 
-RUN_FIELDS = {f.name for f in dataclasses.fields(RunConfig)} - {"method_options"}
+RUN_FIELDS = {f.name for f in dataclasses.fields(RunConfig)} - NOT_FLAGS
 
 
 def split_preset(name: str) -> tuple[type, RunConfig, dict]:
@@ -32,3 +32,48 @@ def test_every_preset_is_a_valid_run(name):
   assert set(options) <= {f.name for f in dataclasses.fields(cls.Config)}, "options of another method"
   config.validate()
   cls.Config(**options)
+
+
+# ----- precedence: command line > preset > network's training defaults > flag default ------------
+
+def parsed_config(*argv):
+  from absl import flags as absl_flags  # pylint: disable=g-import-not-at-top
+  from ieg import flags as ieg_flags  # pylint: disable=g-import-not-at-top
+  ieg_flags.define_flags()
+  absl_flags.FLAGS.unparse_flags()
+  absl_flags.FLAGS(["ieg", *argv])
+  try:
+    return ieg_flags.read_config()
+  finally:
+    absl_flags.FLAGS.unparse_flags()
+
+
+def test_network_training_defaults_fill_unset_flags_and_are_recorded():
+  import networks  # pylint: disable=g-import-not-at-top
+  defaults = networks.training_defaults("mnist_cnn")
+  assert defaults["grad_clip_norm"] == 1.0
+  config = parsed_config("--method=ieg", "--network_name=mnist_cnn")
+  assert config.grad_clip_norm == defaults["grad_clip_norm"]
+  assert config.method_options["ce_factor"] == defaults["ce_factor"]
+  assert config.defaults_from == {name: "network mnist_cnn" for name in defaults}
+  assert config.learning_rate == RunConfig().learning_rate
+
+
+def test_the_command_line_beats_the_network_defaults():
+  config = parsed_config("--method=ieg", "--network_name=mnist_cnn", "--grad_clip_norm=5", "--ce_factor=3")
+  assert (config.grad_clip_norm, config.method_options["ce_factor"]) == (5.0, 3.0)
+  assert "grad_clip_norm" not in config.defaults_from and "ce_factor" not in config.defaults_from
+
+
+def test_a_preset_beats_the_network_defaults():
+  name = next(n for n, v in presets.all_presets().items()
+              if v.get("network_name") == "mnist_cnn" and "grad_clip_norm" in v)
+  config = parsed_config(f"--preset={name}")
+  assert config.grad_clip_norm == presets.preset_values(name)["grad_clip_norm"]
+  assert "grad_clip_norm" not in config.defaults_from
+
+
+def test_networks_with_batch_norm_keep_the_framework_defaults():
+  config = parsed_config("--method=ieg", "--network_name=resnet29")
+  assert config.defaults_from == {} and config.grad_clip_norm is None
+  assert config.method_options["ce_factor"] == 5.0

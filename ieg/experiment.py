@@ -192,6 +192,13 @@ def fit_segments(start_step: int, max_iteration: int, eval_freq: int) -> list[Fi
   return segments
 
 
+def collapse_hint(config: RunConfig) -> str:
+  """What to change when the network has collapsed: the step is the usual cause."""
+  return (f"The step is most likely too large for --network_name={config.network_name} with "
+          f"--method={config.method}: lower --learning_rate (now {config.learning_rate:g}, try "
+          f"{config.learning_rate / 10:g}) or set --grad_clip_norm (e.g. 5).")
+
+
 def train(run: Run) -> dict:
   config, model = run.config, run.model
   current = {**config.to_json(), "num_classes": run.data.num_classes}
@@ -216,6 +223,7 @@ def train(run: Run) -> dict:
         guard_callbacks.StopOnNonFiniteLoss(run.store),  # before anything of a bad step is saved
         callbacks_lib.WriteSummaries(config.run_dir, model.SCALAR_TAGS, run.steps_per_epoch),
         callbacks_lib.RecordResults(config.run_dir, run.steps_per_epoch),
+        guard_callbacks.WarnOnCollapse(run.data.num_classes, collapse_hint(config)),
         *([reports.WriteReports(config.run_dir, run.data, run.max_iteration, config.val_batch_size,
                                 run.global_batch)]
           if strategy_lib.is_chief(run.strategy) else []),  # after the records: plots read results.json

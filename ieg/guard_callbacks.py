@@ -1,8 +1,10 @@
-"""Callbacks that keep a long run safe: stop on a non-finite loss, stop cleanly on SIGTERM, test pauses.
+"""Callbacks that keep a long run safe: stop on a non-finite loss, warn on a collapsed network, stop
+cleanly on SIGTERM, test pauses.
 
 Keras calls `on_train_batch_end` after every step, before the period's checkpoint is written at
 `on_epoch_end`, so a bad step is caught before anything of it reaches the disk.
 """
+import logging
 import math
 
 import keras
@@ -40,6 +42,52 @@ class StopOnNonFiniteLoss(keras.callbacks.Callback):
     loss = (logs or {}).get("loss")
     if loss is not None and not math.isfinite(float(loss)):
       raise NonFiniteLoss(float(loss), current_step(self.model), self.store.latest_path())
+
+
+def at_chance(eval_loss, top1, num_classes: int) -> bool:
+  """A constant prediction: eval loss within 2% of log K and top-1 within 2 points of 1/K."""
+  if eval_loss is None or top1 is None or num_classes < 2:
+    return False
+  chance_loss = math.log(num_classes)
+  return abs(float(eval_loss) - chance_loss) <= 0.02 * chance_loss and float(top1) <= 1.0 / num_classes + 0.02
+
+
+class WarnOnCollapse(keras.callbacks.Callback):
+  """Logs one warning when the network has collapsed to a constant prediction.
+
+  That is `patience` evaluations in a row at chance (see `at_chance`), or a run whose last evaluation
+  is. The usual cause is a step too large for the network, and the hint names the flags to change.
+  """
+
+  def __init__(self, num_classes: int, hint: str, patience: int = 2):
+    super().__init__()
+    self.num_classes, self.hint, self.patience = num_classes, hint, patience
+    self.streak = 0
+    self.last = None
+    self.warned = False
+
+  def on_epoch_end(self, epoch, logs=None):
+    logs = logs or {}
+    if at_chance(logs.get("val_loss"), logs.get("val_top1"), self.num_classes):
+      self.streak += 1
+      self.last = (current_step(self.model), float(logs["val_loss"]), float(logs["val_top1"]))
+      if self.streak >= self.patience:
+        self._warn()
+    else:
+      self.streak, self.last = 0, None
+
+  def on_train_end(self, logs=None):
+    if self.streak:
+      self._warn()
+
+  def _warn(self):
+    if self.warned:
+      return
+    self.warned = True
+    step, loss, top1 = self.last
+    logging.warning("the network has collapsed to a constant prediction: at step %d the eval loss is %.3f "
+                    "(log %d = %.3f) and top-1 %.3f (chance %.3f). %s", step, loss, self.num_classes,
+                    math.log(self.num_classes), top1, 1.0 / self.num_classes, self.hint)
 
 
 class StopOnSignal(keras.callbacks.Callback):

@@ -257,6 +257,61 @@ def test_nan_loss_names_the_step_and_keeps_the_last_good_checkpoint(tmp_path, mo
   assert not os.path.exists(os.path.join(config.run_dir, run_lock.LOCK_FILE))
 
 
+# ----- a collapsed network -----------------------------------------------------------------------
+
+class _StepModel:
+  def __init__(self):
+    self.optimizer = type("Optimizer", (), {"iterations": tf.Variable(0, dtype=tf.int64)})()
+
+
+def _collapse_watch(patience=2):
+  watch = guard_callbacks.WarnOnCollapse(num_classes=10, hint="Lower --learning_rate.", patience=patience)
+  watch.set_model(_StepModel())
+  return watch
+
+
+def _evaluate(watch, step, loss, top1):
+  watch.model.optimizer.iterations.assign(step)
+  watch.on_epoch_end(0, {"val_loss": loss, "val_top1": top1})
+
+
+@pytest.mark.parametrize("loss, top1, expected", [
+    (np.log(10), 0.1, True), (2.31, 0.098, True), (2.30, 0.119, True),  # constant prediction
+    (2.30, 0.125, False), (2.20, 0.10, False), (1.2, 0.6, False), (None, 0.1, False)])
+def test_at_chance_is_log_k_and_one_over_k(loss, top1, expected):
+  assert guard_callbacks.at_chance(loss, top1, 10) is expected
+
+
+def test_collapse_warns_once_after_patience_evaluations_at_chance(caplog):
+  watch = _collapse_watch()
+  with caplog.at_level("WARNING"):
+    _evaluate(watch, 100, 2.3026, 0.10)
+    assert not caplog.records  # one evaluation at chance is the start of any run
+    _evaluate(watch, 200, 2.3030, 0.098)
+    _evaluate(watch, 300, 2.3020, 0.101)
+    watch.on_train_end()
+  warnings = [r.getMessage() for r in caplog.records]
+  assert len(warnings) == 1
+  assert "collapsed" in warnings[0] and "step 200" in warnings[0] and "Lower --learning_rate." in warnings[0]
+
+
+def test_collapse_warning_needs_consecutive_evaluations(caplog):
+  watch = _collapse_watch()
+  with caplog.at_level("WARNING"):
+    for step, (loss, top1) in enumerate([(2.30, 0.1), (1.5, 0.5), (2.30, 0.1), (0.9, 0.7)]):
+      _evaluate(watch, 100 * (step + 1), loss, top1)
+    watch.on_train_end()
+  assert not caplog.records
+
+
+def test_a_run_that_ends_at_chance_warns(caplog):
+  watch = _collapse_watch()
+  with caplog.at_level("WARNING"):
+    _evaluate(watch, 400, 2.3026, 0.1)
+    watch.on_train_end()
+  assert len(caplog.records) == 1 and "step 400" in caplog.records[0].getMessage()
+
+
 # ----- the command line, in-process: mistakes end in one line and a status -----------------------
 
 @pytest.fixture

@@ -14,7 +14,7 @@ import sys
 
 from ieg import quiet_import
 
-quiet_import.import_tensorflow()
+_HAS_GPU = quiet_import.import_tensorflow()
 
 from absl import app  # pylint: disable=g-import-not-at-top,wrong-import-position
 from absl import flags  # pylint: disable=g-import-not-at-top,wrong-import-position
@@ -52,4 +52,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+  quiet_import.filter_native_stderr(_HAS_GPU)
   app.run(main, flags_parser=parse_flags)

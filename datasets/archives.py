@@ -16,7 +16,7 @@ import zlib
 
 import numpy as np
 
-from ieg.errors import UserError
+from core.errors import UserError
 
 MNIST_IDX_FILES = (
     "train-images-idx3-ubyte.gz",

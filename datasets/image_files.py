@@ -13,7 +13,7 @@ import os
 
 import numpy as np
 
-from ieg.errors import UserError
+from core.errors import UserError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
 # How many listed files are checked for existence up front (all of them would take minutes on 1M).

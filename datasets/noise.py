@@ -16,7 +16,7 @@ from typing import Callable
 import numpy as np
 
 from datasets import sources_meta
-from ieg.errors import UserError
+from core.errors import UserError
 
 # Tag that makes the noise stream independent of other streams drawn from the same --seed.
 NOISE_STREAM = 0x6E6F697365  # "noise"

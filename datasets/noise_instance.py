@@ -20,7 +20,7 @@ import os
 import numpy as np
 
 from datasets import noise as noise_lib
-from ieg.errors import UserError
+from core.errors import UserError
 
 LABEL_FILE_FOLDER = "label_noisy"
 LABEL_FILE_COLUMNS = ("label", "label_noisy")

@@ -18,7 +18,7 @@ from datasets import noisy as noisy_lib
 from datasets import probe as probe_lib
 from datasets import sources
 from datasets.spec import DatasetSpec, parse_dataset_spec
-from ieg.errors import UserError
+from core.errors import UserError
 
 
 @dataclasses.dataclass

@@ -9,7 +9,7 @@ Images stay uint8 until the end, where they are mapped to [-1, 1] as the origina
 import numpy as np
 import tensorflow as tf
 
-from ieg.errors import UserError
+from core.errors import UserError
 
 AUTOTUNE = tf.data.AUTOTUNE
 _UNBOUNDED = 2**62

@@ -20,7 +20,7 @@ from datasets import augment_policy
 from datasets import pipeline
 from datasets import strong_view
 from datasets.image_files import ImageFiles
-from ieg.errors import UserError
+from core.errors import UserError
 
 AUTOTUNE = tf.data.AUTOTUNE
 _UNBOUNDED = 2**62

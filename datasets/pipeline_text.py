@@ -8,7 +8,7 @@ import numpy as np
 import tensorflow as tf
 
 from datasets import pipeline
-from ieg.errors import UserError
+from core.errors import UserError
 
 _UNBOUNDED = 2**62
 

@@ -27,7 +27,7 @@ import numpy as np
 
 from datasets import archives
 from datasets import sources_meta
-from ieg.errors import UserError
+from core.errors import UserError
 
 
 @dataclasses.dataclass

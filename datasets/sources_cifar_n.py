@@ -27,7 +27,7 @@ import numpy as np
 from datasets import archives
 from datasets import sources
 from datasets import sources_meta
-from ieg.errors import UserError
+from core.errors import UserError
 
 LABEL_FILES = {"cifar10": "CIFAR-10_human.npy", "cifar100": "CIFAR-100_human.npy"}
 LABEL_FOLDERS = {"cifar10": "cifar10n", "cifar100": "cifar100n"}

@@ -21,7 +21,7 @@ import numpy as np
 
 from datasets import image_files
 from datasets import sources
-from ieg.errors import UserError
+from core.errors import UserError
 
 FOLDER = "clothing1m"
 NUM_CLASSES = 14

@@ -15,7 +15,7 @@ import numpy as np
 from datasets import archives
 from datasets import sources
 from datasets import text as text_lib
-from ieg.errors import UserError
+from core.errors import UserError
 
 NAME = "trec"
 TRAIN_FILE, TEST_FILE = "train_5500.label", "TREC_10.label"

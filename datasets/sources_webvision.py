@@ -23,7 +23,7 @@ import os
 
 from datasets import image_files
 from datasets import sources
-from ieg.errors import UserError
+from core.errors import UserError
 
 NAME = "webvisionmini"
 FOLDERS = ("webvisionmini", "webvisionmini-google")

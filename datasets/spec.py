@@ -11,7 +11,7 @@ import math
 
 from datasets import noise as noise_lib
 from datasets import sources
-from ieg.errors import UserError
+from core.errors import UserError
 
 FLAG = "--dataset"
 FORMS = "<name>_<noise>_<ratio> (e.g. cifar10_uniform_0.4), <name>_none or <name>"

@@ -25,7 +25,7 @@ from typing import Callable, Optional, Tuple
 import tensorflow as tf
 
 from datasets import augment_levels, augment_ops, augment_policy, autoaugment, randaugment
-from ieg.registry import Registry
+from core.registry import Registry
 
 PlanDrawer = Callable[[tf.Tensor, tf.Tensor, Tuple[tf.Tensor, tf.Tensor]],
                       Optional[augment_policy.OpPlan]]

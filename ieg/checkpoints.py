@@ -22,7 +22,7 @@ import time
 import tensorflow as tf
 
 from ieg import fault_points
-from ieg.errors import UserError
+from core.errors import UserError
 
 KEEP = 4
 PREFIX = "ckpt"

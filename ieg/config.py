@@ -8,7 +8,7 @@ import math
 import os
 from typing import Any
 
-from ieg.errors import UserError
+from core.errors import UserError
 
 LR_SCHEDULES = ("cosine", "custom_step", "cosine_warmup", "exponential", "cosine_one", "constant",
                 "coteaching_linear")

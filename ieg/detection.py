@@ -14,7 +14,7 @@ mislabelled) and compared with the known corruption mask of synthetic noise:
 """
 import numpy as np
 
-from ieg.errors import UserError
+from core.errors import UserError
 
 SUSPICIOUS_ENDS = ("high", "low")
 

@@ -35,7 +35,7 @@ from ieg import run_lock
 from ieg import schedules
 from ieg import strategy as strategy_lib
 from ieg.config import RunConfig
-from ieg.errors import UserError
+from core.errors import UserError
 from methods.base import TrainingContext
 from networks import textcnn
 

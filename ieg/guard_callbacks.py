@@ -10,7 +10,7 @@ import keras
 from ieg import fault_points
 from ieg import interrupts
 from ieg.callbacks import current_step
-from ieg.errors import UserError
+from core.errors import UserError
 
 EXIT_NON_FINITE = 3
 

@@ -27,7 +27,7 @@ from datasets import noisy as noisy_lib
 from datasets import pipeline
 from ieg import detection
 from ieg import run_files
-from ieg.errors import UserError
+from core.errors import UserError
 
 PLOTS_DIR = "plots"
 DETECTION_DIR = "detection"

@@ -10,7 +10,7 @@ import os
 from typing import Any
 
 from ieg import run_files
-from ieg.errors import UserError
+from core.errors import UserError
 
 # What gives a checkpoint's numbers their meaning: evaluating with any of these changed is wrong.
 IDENTITY_KEYS = ("dataset", "network_name", "method", "num_classes")

@@ -18,7 +18,7 @@ import os
 import socket
 import time
 
-from ieg.errors import UserError
+from core.errors import UserError
 
 LOCK_FILE = "run.lock"
 

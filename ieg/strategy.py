@@ -20,7 +20,7 @@ import tensorflow as tf
 
 from datasets import pipeline
 from ieg import run_files
-from ieg.errors import UserError
+from core.errors import UserError
 
 TF_CONFIG = "TF_CONFIG"
 MULTI_WORKER = "multi_worker"

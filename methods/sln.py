@@ -31,7 +31,7 @@ import tensorflow as tf
 
 from datasets import pipeline
 from datasets import pipeline_files
-from ieg.errors import UserError
+from core.errors import UserError
 from methods import register_method
 from methods.base import Method, as_batch, soft_cross_entropy
 

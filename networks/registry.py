@@ -10,7 +10,7 @@ from typing import Any, Callable, Protocol
 
 import keras
 
-from ieg.errors import UserError
+from core.errors import UserError
 
 
 class NetworkBuilder(Protocol):

@@ -14,7 +14,7 @@ import keras
 import tensorflow as tf
 
 from datasets import text as text_lib
-from ieg.errors import UserError
+from core.errors import UserError
 from networks import layers as L
 from networks.registry import register_network
 

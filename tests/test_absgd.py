@@ -7,7 +7,7 @@ import tensorflow as tf
 
 from ieg import checkpoints
 from ieg import optimizers
-from ieg.errors import UserError
+from core.errors import UserError
 from methods import absgd
 from methods.absgd import ABSGD
 from methods.base import TrainingContext

@@ -12,7 +12,7 @@ import tensorflow as tf
 
 from ieg import checkpoints
 from ieg import optimizers
-from ieg.errors import UserError
+from core.errors import UserError
 from methods.base import TrainingContext
 from methods.supervised import Supervised
 

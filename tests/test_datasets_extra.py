@@ -23,7 +23,7 @@ from datasets import sources_trec
 from datasets import sources_webvision
 from datasets import text as text_lib
 from datasets.spec import parse_dataset_spec
-from ieg.errors import UserError
+from core.errors import UserError
 from tests.archive_writers import chw_rows, cifar_images, md5, write_pickle_tar
 
 

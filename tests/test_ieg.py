@@ -10,7 +10,7 @@ import networks
 from ieg import experiment
 from ieg import optimizers
 from ieg.config import RunConfig
-from ieg.errors import UserError
+from core.errors import UserError
 from methods import ieg as ieg_lib
 from methods import meta
 from methods.base import TrainingContext

@@ -10,7 +10,7 @@ import pytest
 from ieg import experiment
 from ieg import run_files
 from ieg.config import RunConfig
-from ieg.errors import UserError
+from core.errors import UserError
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -5,7 +5,7 @@ import pytest
 import tensorflow as tf
 
 from ieg import optimizers
-from ieg.errors import UserError
+from core.errors import UserError
 from methods import meta
 from methods.base import TrainingContext
 from methods.ieg import IEG

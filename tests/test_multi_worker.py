@@ -14,7 +14,7 @@ from ieg import reports
 from ieg import run_files
 from ieg import strategy as strategy_lib
 from ieg.config import RunConfig
-from ieg.errors import UserError
+from core.errors import UserError
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STEPS, EVAL_FREQ, PER_REPLICA_BATCH = 6, 3, 16

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import networks
-from ieg.errors import UserError
+from core.errors import UserError
 from networks import layers as net_layers
 from networks import wrn
 

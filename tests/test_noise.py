@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 from datasets import noise as noise_lib
 from datasets import sources_meta
 from datasets.noise import corrupt_labels, transition_matrix
-from ieg.errors import UserError
+from core.errors import UserError
 
 K = 10
 N = 20000

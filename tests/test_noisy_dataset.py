@@ -7,7 +7,7 @@ from datasets import sources
 from datasets.noisy import build_noisy_dataset, confusion_matrix, load_noise_file
 from datasets.probe import split_probe
 from datasets.spec import parse_dataset_spec
-from ieg.errors import UserError
+from core.errors import UserError
 
 
 @pytest.fixture(scope="module")

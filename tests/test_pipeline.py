@@ -97,7 +97,7 @@ def test_eval_dataset_keeps_order_and_the_last_partial_batch(toy):
 
 
 def test_too_small_training_set_is_a_clear_error(toy):
-  from ieg.errors import UserError
+  from core.errors import UserError
   images, labels = toy
   with pytest.raises(UserError, match="batch_size"):
     pipeline.train_dataset(images[:3], labels[:3], batch_size=8, seed=0)

@@ -13,7 +13,7 @@ import pytest
 import tensorflow as tf
 
 from datasets import augment_levels, augment_policy, autoaugment, randaugment, strong_view
-from ieg.errors import UserError
+from core.errors import UserError
 from tests import reference_pil_augment as ref
 
 # augment.md's coverage table: op -> (slots of 190, sub-policies containing it of 95,

@@ -5,7 +5,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from datasets.probe import probe_size, split_probe
-from ieg.errors import UserError
+from core.errors import UserError
 
 
 def labels_with_counts(counts, seed=0):

@@ -24,7 +24,7 @@ from datasets.spec import DatasetSpec, parse_dataset_spec
 from ieg import config as config_lib
 from ieg import experiment
 from ieg.config import RunConfig
-from ieg.errors import UserError
+from core.errors import UserError
 
 # ----- --dataset text ------------------------------------------------------------------------------
 

@@ -3,8 +3,8 @@ import pytest
 
 from datasets import strong_view
 from ieg import schedules
-from ieg.errors import UserError
-from ieg.registry import Registry
+from core.errors import UserError
+from core.registry import Registry
 from methods import absgd, meta, prl, sigua
 
 

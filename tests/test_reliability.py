@@ -29,7 +29,7 @@ from ieg import main as ieg_main
 from ieg import run_files
 from ieg import run_lock
 from ieg.config import RunConfig
-from ieg.errors import UserError
+from core.errors import UserError
 from methods.supervised import Supervised
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

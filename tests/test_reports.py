@@ -15,7 +15,7 @@ from ieg import experiment
 from ieg import reports
 from ieg import run_files
 from ieg.config import RunConfig
-from ieg.errors import UserError
+from core.errors import UserError
 from tests.toy_models import softmax
 
 # ----- metrics on fixed scores ----------------------------------------------------------------------

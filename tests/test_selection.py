@@ -8,7 +8,7 @@ import tensorflow as tf
 from ieg import optimizers
 from ieg import schedules
 from ieg.config import RunConfig
-from ieg.errors import UserError
+from core.errors import UserError
 from methods import selection
 
 

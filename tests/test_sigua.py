@@ -9,7 +9,7 @@ from datasets import noise as noise_lib
 from ieg import checkpoints
 from ieg import optimizers
 from ieg.config import RunConfig
-from ieg.errors import UserError
+from core.errors import UserError
 from methods import sigua
 from methods.base import TrainingContext
 from tests.toy_models import K, linear_network, softmax, random_batch

@@ -11,7 +11,7 @@ from ieg import checkpoints
 from ieg import experiment
 from ieg import optimizers
 from ieg.config import RunConfig
-from ieg.errors import UserError
+from core.errors import UserError
 from methods.base import TrainingContext
 from datasets.image_files import ImageFiles
 from methods import sln

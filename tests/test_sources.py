@@ -11,7 +11,7 @@ import pytest
 from datasets import archives
 from datasets import sources
 from datasets.sources import load_raw
-from ieg.errors import UserError
+from core.errors import UserError
 from tests.archive_writers import chw_rows, cifar_images, md5, write_pickle_tar
 
 

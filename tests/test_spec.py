@@ -6,7 +6,7 @@ from hypothesis import strategies as st
 from datasets import noise as noise_lib
 from datasets import sources
 from datasets.spec import DatasetSpec, parse_dataset_spec
-from ieg.errors import UserError
+from core.errors import UserError
 
 
 @pytest.mark.parametrize("text, name, noise, ratio", [

@@ -12,7 +12,7 @@ import networks
 from datasets import text as text_lib
 from ieg import experiment
 from ieg.config import RunConfig
-from ieg.errors import UserError
+from core.errors import UserError
 from networks import textcnn
 
 V, K, L = 50, 6, 300

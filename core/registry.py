@@ -5,7 +5,7 @@ an unknown flag value gets the same one-line error everywhere.
 """
 from typing import Callable, TypeVar
 
-from ieg.errors import UserError
+from core.errors import UserError
 
 T = TypeVar("T")
 

@@ -15,7 +15,7 @@ from typing import Callable
 
 import numpy as np
 
-from datasets import sources_meta
+from datasets.sources import meta as sources_meta
 from core.errors import UserError
 
 # Tag that makes the noise stream independent of other streams drawn from the same --seed.

@@ -13,7 +13,7 @@ import dataclasses
 
 import numpy as np
 
-from datasets import image_files
+from datasets.sources import image_files
 from datasets import noisy as noisy_lib
 from datasets import probe as probe_lib
 from datasets import sources

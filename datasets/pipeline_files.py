@@ -19,7 +19,7 @@ import tensorflow as tf
 from datasets import augment_policy
 from datasets import pipeline
 from datasets import strong_view
-from datasets.image_files import ImageFiles
+from datasets.sources.image_files import ImageFiles
 from core.errors import UserError
 
 AUTOTUNE = tf.data.AUTOTUNE

@@ -10,17 +10,13 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from datasets import archives
 from datasets import noise_instance
 from datasets import noisy
 from datasets import noisy_files
 from datasets import pipeline_files
 from datasets import pipeline_text
 from datasets import sources
-from datasets import sources_cifar_n
-from datasets import sources_clothing1m
-from datasets import sources_trec
-from datasets import sources_webvision
+from datasets.sources import archives, cifar_n, clothing1m, trec, webvision
 from datasets import text as text_lib
 from datasets.spec import parse_dataset_spec
 from core.errors import UserError
@@ -115,7 +111,7 @@ def test_trec_reader_on_a_written_file(tmp_path, monkeypatch):
   (folder / "train_5500.label").write_bytes(b"DESC:manner How did Serfdom develop ?\nHUM:ind Who was \xe9mile ?\n"
                                             b"NUM:date When was Ozzy born ?\n")
   (folder / "TREC_10.label").write_bytes(b"NUM:count How many zorks ?\n")
-  monkeypatch.setattr(sources_trec, "SHA256", {f.name: archives.file_digest(f, "sha256") for f in folder.iterdir()})
+  monkeypatch.setattr(trec, "SHA256", {f.name: archives.file_digest(f, "sha256") for f in folder.iterdir()})
   raw = sources.load_raw("trec", tmp_path)
   np.testing.assert_array_equal(raw.y_train, [1, 3, 5])
   vocab = raw.vocabulary
@@ -123,7 +119,7 @@ def test_trec_reader_on_a_written_file(tmp_path, monkeypatch):
   assert [vocab[i] for i in raw.x_test[0][:5]] == ["how", "<unk>", "<unk>", "?", "<pad>"]
   assert "émile" in vocab   # Latin-1 text
   (folder / "TREC_10.label").write_bytes(b"just some words\n")
-  monkeypatch.setattr(sources_trec, "SHA256", {f.name: archives.file_digest(f, "sha256") for f in folder.iterdir()})
+  monkeypatch.setattr(trec, "SHA256", {f.name: archives.file_digest(f, "sha256") for f in folder.iterdir()})
   with pytest.raises(UserError, match=r"TREC_10.label:1: not a TREC line"):
     sources.load_raw("trec", tmp_path)
 
@@ -216,7 +212,7 @@ def test_a_label_file_with_code_in_it_is_refused(tmp_path):
   path = tmp_path / "bad.npy"
   np.save(path, np.array({"clean_label": _Exploit()}, dtype=object), allow_pickle=True)
   with pytest.raises(UserError, match="not a readable CIFAR-N label file.*unexpected object .*system"):
-    sources_cifar_n.read_human_labels(str(path))
+    cifar_n.read_human_labels(str(path))
 
 
 def test_cifar100n_from_mocked_tfds_is_put_back_in_id_order(tmp_path):
@@ -352,7 +348,7 @@ def webvision_dir(tmp_path_factory):
   (root / "info" / "val_filelist.txt").write_text(
       "".join(f"val{i:06d}.png {label}\n" for i, label in enumerate(val_labels)))
   (root / "info" / "synsets.txt").write_text("".join(f"{s} name {i}\n" for i, s in enumerate(SYNSETS)))
-  probe = root / "probe_500" / sources_webvision.PROBE_FILE
+  probe = root / "probe_500" / webvision.PROBE_FILE
   probe.parent.mkdir(parents=True)
   with tf.io.TFRecordWriter(str(probe)) as writer:
     for i in range(5):
@@ -483,7 +479,7 @@ def test_clothing1m_official_files(clothing_dir):
   assert data.class_names[0] == "T-Shirt" and data.num_classes == 14 and data.examples_per_epoch == 40
   balanced = noisy_files.build_file_dataset("clothing1m_balanced", data_dir=str(data_dir), probe_ratio=0.7,
                                             seed=0)   # 14 of the 20 clean training keys: 1 per class
-  assert balanced.examples_per_class_per_epoch == sources_clothing1m.SLN_EXAMPLES_PER_CLASS
+  assert balanced.examples_per_class_per_epoch == clothing1m.SLN_EXAMPLES_PER_CLASS
   # Probe: class-balanced from the clean training keys, clean labels.
   assert balanced.num_probe == 14 and not balanced.probe_from_file
   np.testing.assert_array_equal(np.bincount(balanced.y_probe), np.ones(14))
@@ -521,7 +517,7 @@ def test_a_short_webvision_run_streams_files_through_the_experiment(webvision_di
   from ieg import experiment  # pylint: disable=g-import-not-at-top
   from ieg.config import RunConfig  # pylint: disable=g-import-not-at-top
 
-  monkeypatch.setattr(sources_webvision, "IMAGE_SIZE", 32)   # a small network input keeps it quick
+  monkeypatch.setattr(webvision, "IMAGE_SIZE", 32)   # a small network input keeps it quick
   config = RunConfig(dataset="webvisionmini", method="supervised", network_name="resnet29",
                      data_dir=str(webvision_dir), batch_size=4, val_batch_size=2, max_iteration=2, eval_freq=2,
                      learning_rate=0.01, lr_schedule="constant", probe_dataset_hold_ratio=0.0, use_ema=False,

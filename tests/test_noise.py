@@ -5,7 +5,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from datasets import noise as noise_lib
-from datasets import sources_meta
+from datasets.sources import meta
 from datasets.noise import corrupt_labels, transition_matrix
 from core.errors import UserError
 
@@ -88,12 +88,12 @@ def test_asymmetric_mnist_structure():
 
 
 def test_cifar100_table_has_five_fine_classes_per_coarse():
-  coarse = np.asarray(sources_meta.CIFAR100_FINE_TO_COARSE)
+  coarse = np.asarray(meta.CIFAR100_FINE_TO_COARSE)
   assert coarse.shape == (100,)
   np.testing.assert_array_equal(np.bincount(coarse, minlength=20), np.full(20, 5))
-  assert len(sources_meta.CIFAR100_FINE_NAMES) == 100
-  assert len(sources_meta.CIFAR100_COARSE_NAMES) == 20
-  assert sources_meta.CIFAR100_FINE_NAMES == sorted(sources_meta.CIFAR100_FINE_NAMES)
+  assert len(meta.CIFAR100_FINE_NAMES) == 100
+  assert len(meta.CIFAR100_COARSE_NAMES) == 20
+  assert meta.CIFAR100_FINE_NAMES == sorted(meta.CIFAR100_FINE_NAMES)
   # Spot checks against the published superclass lists (names, independent of the indices).
   published = {
       "fish": {"aquarium_fish", "flatfish", "ray", "shark", "trout"},
@@ -106,13 +106,13 @@ def test_cifar100_table_has_five_fine_classes_per_coarse():
       "insects": {"bee", "beetle", "butterfly", "caterpillar", "cockroach"},
   }
   for coarse_name, fine_names in published.items():
-    c = sources_meta.CIFAR100_COARSE_NAMES.index(coarse_name)
-    got = {sources_meta.CIFAR100_FINE_NAMES[f] for f in np.flatnonzero(coarse == c)}
+    c = meta.CIFAR100_COARSE_NAMES.index(coarse_name)
+    got = {meta.CIFAR100_FINE_NAMES[f] for f in np.flatnonzero(coarse == c)}
     assert got == fine_names, coarse_name
 
 
 def test_asymmetric_cifar100_cycles_within_superclass():
-  coarse = np.asarray(sources_meta.CIFAR100_FINE_TO_COARSE)
+  coarse = np.asarray(meta.CIFAR100_FINE_TO_COARSE)
   t = transition_matrix("asymmetric", 0.4, 100, "cifar100")
   np.testing.assert_allclose(t.sum(1), 1.0)
   np.testing.assert_allclose(np.diag(t), 0.6)

@@ -4,6 +4,7 @@ import pytest
 
 from datasets import noise as noise_lib
 from datasets import sources
+from datasets.sources import registry as source_registry
 from datasets.noisy import build_noisy_dataset, confusion_matrix, load_noise_file
 from datasets.probe import split_probe
 from datasets.spec import parse_dataset_spec
@@ -174,7 +175,7 @@ def test_validation_of_loaded_arrays(monkeypatch):
   x = np.zeros((40, 4, 4, 1), np.uint8)
   bad = sources.RawDataset(x, np.arange(40) % 2, np.zeros((5, 4, 3, 1), np.uint8),
                            np.zeros(5, np.int64), 2)
-  monkeypatch.setitem(sources._SOURCES, "digits", lambda d, f: bad)
+  monkeypatch.setitem(source_registry._SOURCES, "digits", lambda d, f: bad)
   with pytest.raises(UserError, match="test images"):
     build("digits_uniform_0.2")
 

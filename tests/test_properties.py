@@ -18,6 +18,7 @@ import networks
 from datasets import noise as noise_lib
 from datasets import noisy as noisy_lib
 from datasets import sources
+from datasets.sources import registry as source_registry
 from datasets import strong_view
 from datasets.probe import probe_size
 from datasets.spec import DatasetSpec, parse_dataset_spec
@@ -225,7 +226,7 @@ def synthetic_source(labels: np.ndarray, num_classes: int):
   images = images.reshape(-1, 2, 2, 1).astype(np.uint8)
   raw = sources.RawDataset(images, labels.astype(np.int64), images[:4], labels[:4].astype(np.int64), num_classes)
   with pytest.MonkeyPatch.context() as patch:
-    patch.setitem(sources._SOURCES, "synthetic", lambda data_dir, dataset_file: raw)  # pylint: disable=protected-access
+    patch.setitem(source_registry._SOURCES, "synthetic", lambda data_dir, dataset_file: raw)  # pylint: disable=protected-access
     yield raw
 
 

@@ -327,22 +327,22 @@ def test_probe_ratio_that_leaves_a_class_without_probe_examples(tmp_path, cli):
 
 
 def test_data_file_with_a_wrong_checksum(tmp_path, cli, monkeypatch):
-  from datasets import sources  # pylint: disable=g-import-not-at-top
-  monkeypatch.setattr(sources, "is_online", lambda *a, **k: False)
+  from datasets.sources import archives, standard  # pylint: disable=g-import-not-at-top
+  monkeypatch.setattr(standard, "is_online", lambda *a, **k: False)
   folder = tmp_path / "data" / "mnist"
   folder.mkdir(parents=True)
-  for name in sources.archives.MNIST_IDX_FILES:
+  for name in archives.MNIST_IDX_FILES:
     (folder / name).write_bytes(b"not the official file")
   status, stderr = cli(*command_line(tmp_path / "runs"), "--dataset=mnist_uniform_0.4",
                        f"--data_dir={tmp_path / 'data'}")
-  assert_one_error_line(status, stderr, str(folder / sources.archives.MNIST_IDX_FILES[0]), "checksum mismatch",
+  assert_one_error_line(status, stderr, str(folder / archives.MNIST_IDX_FILES[0]), "checksum mismatch",
                         "download it again")
 
 
 def test_truncated_archive(tmp_path, cli, monkeypatch):
   """A truncated file whose checksum was (wrongly) accepted still fails on reading, by name."""
   import gzip  # pylint: disable=g-import-not-at-top
-  from datasets import archives  # pylint: disable=g-import-not-at-top
+  from datasets.sources import archives  # pylint: disable=g-import-not-at-top
   folder = tmp_path / "data" / "mnist"
   folder.mkdir(parents=True)
   checksums = {}
@@ -360,8 +360,8 @@ def test_truncated_archive(tmp_path, cli, monkeypatch):
 
 
 def test_offline_without_local_data(tmp_path, cli, monkeypatch):
-  from datasets import sources  # pylint: disable=g-import-not-at-top
-  monkeypatch.setattr(sources, "is_online", lambda *a, **k: False)
+  from datasets.sources import standard  # pylint: disable=g-import-not-at-top
+  monkeypatch.setattr(standard, "is_online", lambda *a, **k: False)
   (tmp_path / "empty").mkdir()
   status, stderr = cli(*command_line(tmp_path / "runs"), "--dataset=fashion_mnist_symmetric_0.2",
                        f"--data_dir={tmp_path / 'empty'}")

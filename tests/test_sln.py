@@ -13,7 +13,7 @@ from ieg import optimizers
 from ieg.config import RunConfig
 from core.errors import UserError
 from methods.base import TrainingContext
-from datasets.image_files import ImageFiles
+from datasets.sources.image_files import ImageFiles
 from methods import sln
 from methods.sln import SLN, LabelCorrection, in_memory_image_batches
 from tests.toy_models import D, K, linear_network, softmax, random_batch

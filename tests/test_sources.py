@@ -8,10 +8,12 @@ import time
 import numpy as np
 import pytest
 
-from datasets import archives
-from datasets import sources
-from datasets.sources import load_raw
 from core.errors import UserError
+from datasets import sources
+from datasets.sources import archives
+from datasets.sources import load_raw
+from datasets.sources import registry as source_registry
+from datasets.sources import standard
 from tests.archive_writers import chw_rows, cifar_images, md5, write_pickle_tar
 
 
@@ -19,7 +21,7 @@ from tests.archive_writers import chw_rows, cifar_images, md5, write_pickle_tar
 def offline(monkeypatch):
   """No network probe, no TFDS download: is_online() says False (and counts calls)."""
   calls = []
-  monkeypatch.setattr(sources, "is_online", lambda *a, **k: calls.append(1) or False)
+  monkeypatch.setattr(standard, "is_online", lambda *a, **k: calls.append(1) or False)
   return calls
 
 
@@ -225,7 +227,7 @@ def test_archive_with_code_in_a_pickle_is_refused(tmp_path, monkeypatch):
 
 def test_tfds_mock_data(tmp_path, monkeypatch):
   tfds = pytest.importorskip("tensorflow_datasets")
-  monkeypatch.setattr(sources, "is_online", lambda *a, **k: pytest.fail("network check reached"))
+  monkeypatch.setattr(standard, "is_online", lambda *a, **k: pytest.fail("network check reached"))
   with tfds.testing.mock_data(num_examples=12):
     raw = load_raw("mnist", tmp_path)   # no local files -> tfds.load(download=False)
   assert raw.x_train.shape == (12, 28, 28, 1) and raw.x_train.dtype == np.uint8
@@ -264,17 +266,17 @@ def test_is_online_uses_a_short_connect(monkeypatch):
   server.bind(("127.0.0.1", 0))
   server.listen(1)
   try:
-    monkeypatch.setattr(sources, "TFDS_STORAGE_HOST", server.getsockname())
-    assert sources.is_online(timeout=2.0)
+    monkeypatch.setattr(standard, "TFDS_STORAGE_HOST", server.getsockname())
+    assert standard.is_online(timeout=2.0)
   finally:
     server.close()
   closed = socket.socket()
   closed.bind(("127.0.0.1", 0))
   port = closed.getsockname()[1]
   closed.close()
-  monkeypatch.setattr(sources, "TFDS_STORAGE_HOST", ("127.0.0.1", port))
+  monkeypatch.setattr(standard, "TFDS_STORAGE_HOST", ("127.0.0.1", port))
   start = time.monotonic()
-  assert not sources.is_online(timeout=1.0)
+  assert not standard.is_online(timeout=1.0)
   assert time.monotonic() - start < 1.5
 
 
@@ -313,7 +315,7 @@ def test_unknown_source_and_registry(monkeypatch):
                    "custom", "cifar10n_aggre", "cifar10n_worst", "cifar10n_rand1", "cifar10n_rand2",
                    "cifar10n_rand3", "cifar100n_noisy", "clothing1m", "clothing1m_balanced", "trec",
                    "webvisionmini"]
-  monkeypatch.setattr(sources, "_SOURCES", dict(sources._SOURCES))
+  monkeypatch.setattr(source_registry, "_SOURCES", dict(source_registry._SOURCES))
 
   @sources.register_source("tiny")
   def _tiny(data_dir, dataset_file):
@@ -328,7 +330,7 @@ def test_unknown_source_and_registry(monkeypatch):
 
 def test_a_source_breaking_the_contract_is_caught(monkeypatch):
   x = np.zeros((4, 2, 2, 1), np.uint8)
-  monkeypatch.setitem(sources._SOURCES, "broken", lambda d, f: sources.RawDataset(
+  monkeypatch.setitem(source_registry._SOURCES, "broken", lambda d, f: sources.RawDataset(
       x, np.array([0, 1, 0, 5]), x, np.array([0, 1, 1, 0]), 2))
   with pytest.raises(UserError, match=r"\[0, 2\)"):
     load_raw("broken", None)

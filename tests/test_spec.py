@@ -5,6 +5,7 @@ from hypothesis import strategies as st
 
 from datasets import noise as noise_lib
 from datasets import sources
+from datasets.sources import registry as source_registry
 from datasets.spec import DatasetSpec, parse_dataset_spec
 from core.errors import UserError
 
@@ -88,7 +89,7 @@ def test_direct_construction_is_validated(args):
 def test_names_come_from_the_source_registry(monkeypatch):
   with pytest.raises(UserError):
     parse_dataset_spec("my_data_uniform_0.3")
-  monkeypatch.setitem(sources._SOURCES, "my_data", lambda data_dir, dataset_file: None)
+  monkeypatch.setitem(source_registry._SOURCES, "my_data", lambda data_dir, dataset_file: None)
   spec = parse_dataset_spec("my_data_uniform_0.3")
   assert (spec.name, spec.noise, spec.ratio) == ("my_data", "uniform", 0.3)
   assert parse_dataset_spec("my_data") == DatasetSpec("my_data", "none", 0.0)

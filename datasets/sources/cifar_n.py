@@ -24,17 +24,18 @@ import pickle
 
 import numpy as np
 
-from datasets import archives
-from datasets import sources
-from datasets import sources_meta
 from core.errors import UserError
+from datasets.sources import archives
+from datasets.sources import meta
+from datasets.sources.registry import RawDataset, register_source
+from datasets.sources.standard import quiet_absl
 
 LABEL_FILES = {"cifar10": "CIFAR-10_human.npy", "cifar100": "CIFAR-100_human.npy"}
 LABEL_FOLDERS = {"cifar10": "cifar10n", "cifar100": "cifar100n"}
 ARCHIVES = {"cifar10": archives.CIFAR10_TAR, "cifar100": archives.CIFAR100_TAR}
 TFDS_NAMES = {"cifar10": "cifar10_n", "cifar100": "cifar100_n"}
-CLASS_NAMES = {"cifar10": sources_meta.CIFAR10_CLASS_NAMES,
-               "cifar100": sources_meta.CIFAR100_FINE_NAMES}
+CLASS_NAMES = {"cifar10": meta.CIFAR10_CLASS_NAMES,
+               "cifar100": meta.CIFAR100_FINE_NAMES}
 DOWNLOAD_FROM = "https://github.com/UCSC-REAL/cifar-10-100n/tree/main/data"
 CLEAN_KEY = "clean_label"
 
@@ -126,7 +127,7 @@ def attach_human_labels(y_clean: np.ndarray, table: dict[str, np.ndarray], varia
 # ---------------------------------------------------------------------------------------------
 # Loaders.
 
-def _from_local(variant: _Variant, data_dir: str) -> sources.RawDataset | str:
+def _from_local(variant: _Variant, data_dir: str) -> RawDataset | str:
   """The dataset from the official archive + label file, or why not (a line for the error)."""
   tar = os.path.join(data_dir, variant.base, ARCHIVES[variant.base])
   labels = os.path.join(data_dir, LABEL_FOLDERS[variant.base], LABEL_FILES[variant.base])
@@ -139,9 +140,9 @@ def _from_local(variant: _Variant, data_dir: str) -> sources.RawDataset | str:
   return _raw(variant, x_train, y_train, noisy, x_test, y_test)
 
 
-def _raw(variant, x_train, y_train, noisy, x_test, y_test) -> sources.RawDataset:
+def _raw(variant, x_train, y_train, noisy, x_test, y_test) -> RawDataset:
   names = CLASS_NAMES[variant.base]
-  return sources.RawDataset(
+  return RawDataset(
       x_train=np.ascontiguousarray(x_train, np.uint8), y_train=np.asarray(y_train, np.int64),
       x_test=np.ascontiguousarray(x_test, np.uint8), y_test=np.asarray(y_test, np.int64),
       num_classes=len(names), class_names=list(names), y_train_noisy=np.asarray(noisy, np.int64))
@@ -174,7 +175,7 @@ def _tfds_split(name: str, split: str, data_dir: str | None, keys: tuple[str, ..
   return {k: np.concatenate(v) for k, v in columns.items()}
 
 
-def _from_tfds(variant: _Variant, data_dir: str | None) -> sources.RawDataset:
+def _from_tfds(variant: _Variant, data_dir: str | None) -> RawDataset:
   name = TFDS_NAMES[variant.base]
   train = _tfds_split(name, "train", data_dir, ("image", "label", variant.tfds_key))
   test = _tfds_split(name, "test", data_dir, ("image", "label"))
@@ -184,18 +185,18 @@ def _from_tfds(variant: _Variant, data_dir: str | None) -> sources.RawDataset:
               train[variant.tfds_key][order], test["image"][test_order], test["label"][test_order])
 
 
-def load_cifar_n(name: str, data_dir: str | None) -> sources.RawDataset:
+def load_cifar_n(name: str, data_dir: str | None) -> RawDataset:
   variant = VARIANTS[name]
   tried = []
   if data_dir:
     local = _from_local(variant, data_dir)
-    if isinstance(local, sources.RawDataset):
+    if isinstance(local, RawDataset):
       return local
     tried.append(local)
   else:
     tried.append("local files: skipped, no --data_dir")
   try:
-    with sources._quiet_absl():  # pylint: disable=protected-access
+    with quiet_absl():
       return _from_tfds(variant, data_dir)
   except UserError:
     raise
@@ -213,5 +214,5 @@ def load_cifar_n(name: str, data_dir: str | None) -> sources.RawDataset:
 
 
 for _name in VARIANTS:
-  sources.register_source(_name, real_noise=True)(
+  register_source(_name, real_noise=True)(
       lambda data_dir, dataset_file, _n=_name: load_cifar_n(_n, data_dir))

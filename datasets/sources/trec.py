@@ -12,10 +12,10 @@ import os
 
 import numpy as np
 
-from datasets import archives
-from datasets import sources
-from datasets import text as text_lib
 from core.errors import UserError
+from datasets import text as text_lib
+from datasets.sources import archives
+from datasets.sources.registry import KIND_TEXT, RawDataset, register_source
 
 NAME = "trec"
 TRAIN_FILE, TEST_FILE = "train_5500.label", "TREC_10.label"
@@ -75,8 +75,8 @@ def trec_paths(data_dir: str | None) -> tuple[str, str]:
   return paths
 
 
-@sources.register_source(NAME, kind=sources.KIND_TEXT)
-def load_trec(data_dir: str | None, dataset_file: str | None = None) -> sources.RawDataset:
+@register_source(NAME, kind=KIND_TEXT)
+def load_trec(data_dir: str | None, dataset_file: str | None = None) -> RawDataset:
   """Token ids int32 [N, 300] (train 5452, test 500), coarse labels, the training vocabulary."""
   del dataset_file
   train_path, test_path = trec_paths(data_dir)
@@ -85,7 +85,7 @@ def load_trec(data_dir: str | None, dataset_file: str | None = None) -> sources.
   y_train, train_tokens = read_trec_file(train_path)
   y_test, test_tokens = read_trec_file(test_path)
   vocabulary = text_lib.build_vocabulary(train_tokens)
-  return sources.RawDataset(
+  return RawDataset(
       x_train=text_lib.encode_texts(train_tokens, vocabulary, SEQUENCE_LENGTH), y_train=y_train,
       x_test=text_lib.encode_texts(test_tokens, vocabulary, SEQUENCE_LENGTH), y_test=y_test,
       num_classes=len(COARSE_CLASSES), class_names=list(COARSE_CLASSES),

@@ -19,9 +19,9 @@ import os
 
 import numpy as np
 
-from datasets import image_files
-from datasets import sources
 from core.errors import UserError
+from datasets.sources import image_files
+from datasets.sources.registry import KIND_IMAGE_FILES, register_source
 
 FOLDER = "clothing1m"
 NUM_CLASSES = 14
@@ -89,7 +89,7 @@ def load_clothing1m(data_dir: str | None, examples_per_class_per_epoch: int | No
       examples_per_class_per_epoch=examples_per_class_per_epoch)
 
 
-sources.register_source("clothing1m", kind=sources.KIND_IMAGE_FILES, real_noise=True)(
+register_source("clothing1m", kind=KIND_IMAGE_FILES, real_noise=True)(
     lambda data_dir, **options: load_clothing1m(data_dir, None, **options))
-sources.register_source("clothing1m_balanced", kind=sources.KIND_IMAGE_FILES, real_noise=True)(
+register_source("clothing1m_balanced", kind=KIND_IMAGE_FILES, real_noise=True)(
     lambda data_dir, **options: load_clothing1m(data_dir, SLN_EXAMPLES_PER_CLASS, **options))

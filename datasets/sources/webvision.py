@@ -21,9 +21,9 @@ from __future__ import annotations
 import glob
 import os
 
-from datasets import image_files
-from datasets import sources
 from core.errors import UserError
+from datasets.sources import image_files
+from datasets.sources.registry import KIND_IMAGE_FILES, register_source
 
 NAME = "webvisionmini"
 FOLDERS = ("webvisionmini", "webvisionmini-google")
@@ -112,7 +112,7 @@ def _imagenet_val(data_dir: str | None, class_names: list[str] | None) -> image_
   return image_files.ImageFiles(labels=labels, paths=paths)
 
 
-@sources.register_source(NAME, kind=sources.KIND_IMAGE_FILES, real_noise=True)
+@register_source(NAME, kind=KIND_IMAGE_FILES, real_noise=True)
 def load_webvision_mini(data_dir: str | None, *, use_imagenet_as_eval: bool = False
                         ) -> image_files.FileSource:
   root = _root(data_dir)

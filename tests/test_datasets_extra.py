@@ -10,7 +10,6 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from datasets import noise_instance
 from datasets import noisy
 from datasets import noisy_files
 from datasets import pipeline_files
@@ -18,6 +17,7 @@ from datasets import pipeline_text
 from datasets import sources
 from datasets.sources import archives, cifar_n, clothing1m, trec, webvision
 from datasets import text as text_lib
+from datasets.noise import instance as noise_instance
 from datasets.spec import parse_dataset_spec
 from core.errors import UserError
 from tests.archive_writers import chw_rows, cifar_images, md5, write_pickle_tar

@@ -202,10 +202,10 @@ def test_realised_rate_overall_and_per_class(k, ratio, seed, n, noise, skew):
 
 
 @settings(max_examples=40, deadline=None)
-@given(dataset=st.sampled_from(sorted(noise_lib.ASYMMETRIC_MAPS)), ratio=st.floats(0.0, 1.0),
+@given(dataset=st.sampled_from(sorted(noise_lib.matrix.ASYMMETRIC_MAPS)), ratio=st.floats(0.0, 1.0),
        seed=st.integers(0, 2**32 - 1), n=st.integers(100, 3000))
 def test_asymmetric_moves_only_mapped_classes_to_their_target(dataset, ratio, seed, n):
-  k, mapping = noise_lib.ASYMMETRIC_MAPS[dataset]
+  k, mapping = noise_lib.matrix.ASYMMETRIC_MAPS[dataset]
   clean = np.random.default_rng(seed).integers(0, k, size=n)
   out = noise_lib.corrupt_labels(clean, "asymmetric", ratio, k, seed=seed, dataset=dataset)
   target = np.array([mapping.get(c, c) for c in range(k)])

@@ -100,9 +100,9 @@ def test_names_come_from_the_source_registry(monkeypatch):
 
 def _supported_noises(name):
   out = [n for n in noise_lib.noise_names() if n != "none"]
-  if name not in noise_lib.ASYMMETRIC_MAPS:
+  if name not in noise_lib.matrix.ASYMMETRIC_MAPS:
     out.remove("asymmetric")
-  if name not in noise_lib.OPENSET_DATASETS:
+  if name not in noise_lib.instance.OPENSET_DATASETS:
     out.remove("openset")
   return [] if sources.has_real_noise(name) else out   # real noisy labels take no synthetic noise
 

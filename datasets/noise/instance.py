@@ -19,13 +19,16 @@ import os
 
 import numpy as np
 
-from datasets import noise as noise_lib
 from core.errors import UserError
+from datasets import sources
+from datasets.noise import registry as noise_lib
 
 LABEL_FILE_FOLDER = "label_noisy"
 LABEL_FILE_COLUMNS = ("label", "label_noisy")
 OPENSET_STREAM = 0x6F70656E  # "open"
 OPENSET_DONOR = "cifar100"
+# Datasets whose training images open-set noise may replace with CIFAR-100 images.
+OPENSET_DATASETS = ("cifar10", "cifar10_subset")
 
 
 def _count(n: int, ratio: float) -> int:
@@ -83,7 +86,7 @@ def dependent_labels_from_predictions(clean: np.ndarray, probabilities: np.ndarr
   if p.ndim != 2 or len(p) != len(clean) or (len(clean) and clean.max() >= p.shape[1]):
     raise UserError(f"probabilities must be [N, K] with N = {len(clean)} labels in [0, K); "
                     f"got {p.shape}")
-  ratio = noise_lib._check_ratio(ratio)  # pylint: disable=protected-access
+  ratio = noise_lib.check_ratio(ratio)
   wrong = p.copy()
   wrong[np.arange(len(clean)), clean] = -np.inf
   best_wrong = wrong.argmax(axis=1)
@@ -121,10 +124,14 @@ def _dependent_from_file(inputs: noise_lib.ExampleNoiseInput) -> noise_lib.Examp
   return noise_lib.ExampleNoise(labels=noisy, corrupted=noisy != inputs.clean)
 
 
-@noise_lib.register_example_noise("openset")
-def _openset(inputs: noise_lib.ExampleNoiseInput) -> noise_lib.ExampleNoise:
-  from datasets import sources  # pylint: disable=g-import-not-at-top  (sources -> noise at import)
+def _check_openset(dataset: str) -> None:
+  if dataset not in OPENSET_DATASETS:
+    raise UserError(f"--dataset: open-set noise (CIFAR-100 images inside CIFAR-10) is defined only "
+                    f"for {', '.join(OPENSET_DATASETS)}, not for {dataset!r}")
 
+
+@noise_lib.register_example_noise("openset", check_dataset=_check_openset)
+def _openset(inputs: noise_lib.ExampleNoiseInput) -> noise_lib.ExampleNoise:
   images = inputs.images
   n = len(inputs.clean)
   count = _count(n, inputs.ratio)

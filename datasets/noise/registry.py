@@ -1,11 +1,13 @@
-"""Synthetic label-noise models, registered by name (the `<noise>` part of `--dataset`).
+"""The noise-model registry: the types, the name -> model table and the functions that apply a model.
 
-Every model is a row-stochastic transition matrix T[true, noisy]. Labels are drawn from the rows
-of T, except 'uniform', which copies IEG's sampler (mask = u <= r, then a uniform class among
-all K, the true one included). All randomness comes from `np.random.default_rng` seeded by
-`(seed, a fixed stream tag)`, never from the global numpy state.
+A model is either a row-stochastic transition matrix T[true, noisy] with a sampler
+(`register_noise`, see `datasets.noise.matrix`) or an instance-level function of the whole
+training split (`register_example_noise`, see `datasets.noise.instance`). All randomness comes
+from `np.random.default_rng` seeded by `(seed, a fixed stream tag)`, never from the global numpy
+state.
 
-See shared/reference/methods.md section 0.1 and ieg.md section 3 for the definitions.
+This module imports none of the models; `datasets/noise/__init__.py` imports them, which fills
+the table. See shared/reference/methods.md section 0.1 and ieg.md section 3 for the definitions.
 """
 from __future__ import annotations
 
@@ -15,7 +17,6 @@ from typing import Callable
 
 import numpy as np
 
-from datasets.sources import meta as sources_meta
 from core.errors import UserError
 
 # Tag that makes the noise stream independent of other streams drawn from the same --seed.
@@ -41,6 +42,8 @@ class NoiseModel:
   # Instance-level models (a per-example label file, open-set images) have no transition matrix;
   # they map the whole training split at once (see `register_example_noise`).
   per_example: "ExampleSampler | None" = None
+  # UserError when the model has no definition for a dataset (None: defined for every dataset).
+  check_dataset: "Callable[[str], None] | None" = None
 
 
 _MODELS: dict[str, NoiseModel] = {}
@@ -57,30 +60,19 @@ def sample_from_transition(clean: np.ndarray, ratio: float, transition: np.ndarr
   return np.minimum(noisy, transition.shape[0] - 1).astype(np.int64)
 
 
-def _sample_uniform_ieg(clean: np.ndarray, ratio: float, transition: np.ndarray,
-                        rng: np.random.Generator) -> np.ndarray:
-  """IEG's `load_train_val_uniform_noise`: with probability r, a class drawn from all K."""
-  k = transition.shape[0]
-  noisy = clean.copy()
-  if ratio <= 0:
-    return noisy
-  mask = rng.random(len(clean)) <= ratio
-  noisy[mask] = rng.integers(0, k, size=int(mask.sum()))
-  return noisy
-
-
-def _sample_none(clean, ratio, transition, rng):
+def sample_none(clean, ratio, transition, rng):
+  """The labels as given (the 'none' model, and every instance-level model)."""
   del ratio, transition, rng
   return clean.copy()
 
 
 def register_noise(name: str, *, sampler: Sampler = sample_from_transition,
-                   needs_ratio: bool = True):
+                   needs_ratio: bool = True, check_dataset: Callable[[str], None] | None = None):
   """Decorator: registers `transition(ratio, num_classes, dataset) -> T` as noise model `name`."""
   def decorator(fn):
     if name in _MODELS:
       raise ValueError(f"noise model {name!r} is already registered")
-    _MODELS[name] = NoiseModel(name, fn, sampler, needs_ratio)
+    _MODELS[name] = NoiseModel(name, fn, sampler, needs_ratio, check_dataset=check_dataset)
     return fn
   return decorator
 
@@ -96,88 +88,14 @@ def get_model(noise: str) -> NoiseModel:
   return _MODELS[noise]
 
 
-@register_noise("uniform", sampler=_sample_uniform_ieg)
-def _uniform(ratio, k, dataset):
-  del dataset
-  return (1.0 - ratio) * np.eye(k) + ratio / k * np.ones((k, k))
-
-
-@register_noise("symmetric")
-def _symmetric(ratio, k, dataset):
-  del dataset
-  t = np.full((k, k), ratio / (k - 1))
-  np.fill_diagonal(t, 1.0 - ratio)
-  return t
-
-
-@register_noise("pairflip")
-def _pairflip(ratio, k, dataset):
-  del dataset
-  t = (1.0 - ratio) * np.eye(k)
-  t[np.arange(k), (np.arange(k) + 1) % k] += ratio
-  return t
-
-
-# Source class -> target class of the asymmetric ("class-dependent") noise.
-CIFAR10_ASYMMETRIC_MAP = {9: 1, 2: 0, 3: 5, 5: 3, 4: 7}   # truck->automobile, bird->airplane,
-                                                          # cat<->dog, deer->horse
-MNIST_ASYMMETRIC_MAP = {2: 7, 3: 8, 5: 6, 6: 5, 7: 1}
-
-
-def cifar100_superclass_map() -> dict[int, int]:
-  """Each fine class -> the next fine class of its superclass (cyclic, by fine index)."""
-  coarse = np.asarray(sources_meta.CIFAR100_FINE_TO_COARSE)
-  mapping = {}
-  for c in range(coarse.max() + 1):
-    members = np.flatnonzero(coarse == c)   # sorted by fine index
-    for i, f in enumerate(members):
-      mapping[int(f)] = int(members[(i + 1) % len(members)])
-  return mapping
-
-
-# dataset name -> (num_classes, class map). Other datasets have no asymmetric model.
-ASYMMETRIC_MAPS: dict[str, tuple[int, dict[int, int]]] = {
-    "cifar10": (10, CIFAR10_ASYMMETRIC_MAP),
-    "cifar10_subset": (10, CIFAR10_ASYMMETRIC_MAP),
-    "mnist": (10, MNIST_ASYMMETRIC_MAP),
-    "digits": (10, MNIST_ASYMMETRIC_MAP),
-    "cifar100": (100, cifar100_superclass_map()),
-}
-
-
-@register_noise("asymmetric")
-def _asymmetric(ratio, k, dataset):
-  check_supported("asymmetric", dataset)
-  expected_k, mapping = ASYMMETRIC_MAPS[dataset]
-  if k != expected_k:
-    raise UserError(f"--dataset: asymmetric noise for {dataset} needs {expected_k} classes, "
-                    f"the data has {k}")
-  t = np.eye(k)
-  for s, d in mapping.items():
-    t[s, s] = 1.0 - ratio
-    t[s, d] = ratio
-  return t
-
-
-@register_noise("none", sampler=_sample_none, needs_ratio=False)
-def _none(ratio, k, dataset):
-  del ratio, dataset
-  return np.eye(k)
-
-
 def check_supported(noise: str, dataset: str) -> None:
   """UserError if `noise` is unknown or has no definition for `dataset`."""
-  get_model(noise)
-  if noise == "asymmetric" and dataset not in ASYMMETRIC_MAPS:
-    raise UserError(f"--dataset: asymmetric noise is defined only for "
-                    f"{', '.join(ASYMMETRIC_MAPS)}, not for {dataset!r}; use uniform, symmetric "
-                    "or pairflip")
-  if noise == "openset" and dataset not in OPENSET_DATASETS:
-    raise UserError(f"--dataset: open-set noise (CIFAR-100 images inside CIFAR-10) is defined only "
-                    f"for {', '.join(OPENSET_DATASETS)}, not for {dataset!r}")
+  model = get_model(noise)
+  if model.check_dataset is not None:
+    model.check_dataset(dataset)
 
 
-def _check_ratio(ratio: float) -> float:
+def check_ratio(ratio: float) -> float:
   try:
     ratio = float(ratio)
   except (TypeError, ValueError):
@@ -190,7 +108,7 @@ def _check_ratio(ratio: float) -> float:
 def transition_matrix(noise: str, ratio: float, num_classes: int, dataset: str) -> np.ndarray:
   """The row-stochastic T[true, noisy] (float64 [K, K]) of noise model `noise` at rate `ratio`."""
   model = get_model(noise)
-  ratio = _check_ratio(ratio)
+  ratio = check_ratio(ratio)
   if int(num_classes) < 2:
     raise UserError(f"label noise needs at least 2 classes, got {num_classes}")
   t = np.asarray(model.transition(ratio, int(num_classes), dataset), dtype=np.float64)
@@ -232,10 +150,6 @@ def expected_flip_rate(transition: np.ndarray, class_counts: np.ndarray) -> floa
 # ---------------------------------------------------------------------------------------------
 # Instance-level noise: models that act on whole examples instead of through a matrix T.
 
-# Datasets whose training images open-set noise may replace with CIFAR-100 images.
-OPENSET_DATASETS = ("cifar10", "cifar10_subset")
-
-
 @dataclasses.dataclass
 class ExampleNoiseInput:
   """What an instance-level model sees: the training rows to corrupt (after the probe holdout)."""
@@ -266,12 +180,14 @@ def _no_transition(name: str):
   return transition
 
 
-def register_example_noise(name: str, *, needs_ratio: bool = True):
+def register_example_noise(name: str, *, needs_ratio: bool = True,
+                           check_dataset: Callable[[str], None] | None = None):
   """Decorator: registers `fn(ExampleNoiseInput) -> ExampleNoise` as noise model `name`."""
   def decorator(fn: ExampleSampler) -> ExampleSampler:
     if name in _MODELS:
       raise ValueError(f"noise model {name!r} is already registered")
-    _MODELS[name] = NoiseModel(name, _no_transition(name), _sample_none, needs_ratio, per_example=fn)
+    _MODELS[name] = NoiseModel(name, _no_transition(name), sample_none, needs_ratio, per_example=fn,
+                               check_dataset=check_dataset)
     return fn
   return decorator
 
@@ -281,7 +197,7 @@ def apply_example_noise(noise: str, inputs: ExampleNoiseInput) -> ExampleNoise:
   model = get_model(noise)
   if model.per_example is None:
     raise ValueError(f"noise {noise!r} is a transition-matrix model; use corrupt_labels")
-  inputs.ratio = _check_ratio(inputs.ratio)
+  inputs.ratio = check_ratio(inputs.ratio)
   stream_seed(inputs.seed, 0)   # validates the seed
   out = model.per_example(inputs)
   n = len(inputs.clean)
@@ -290,6 +206,3 @@ def apply_example_noise(noise: str, inputs: ExampleNoiseInput) -> ExampleNoise:
   out.labels = out.labels.astype(np.int64)
   return out
 
-
-# The instance-level models register themselves on import.
-from datasets import noise_instance  # noqa: E402,F401  pylint: disable=wrong-import-position

@@ -19,7 +19,7 @@ import methods
 import networks
 from datasets import noisy as noisy_lib
 from datasets import noisy_files
-from datasets import run_inputs
+from datasets.pipelines import run_inputs
 from datasets import sources
 from datasets import spec as spec_lib
 from ieg import callbacks as callbacks_lib

@@ -24,7 +24,7 @@ import numpy as np
 import tensorflow as tf
 
 from datasets import noisy as noisy_lib
-from datasets import pipeline
+from datasets.pipelines import images as pipeline
 from ieg import detection
 from ieg import run_files
 from core.errors import UserError

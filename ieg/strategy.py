@@ -18,7 +18,7 @@ from typing import Callable, Iterator
 
 import tensorflow as tf
 
-from datasets import pipeline
+from datasets.pipelines import images as pipeline
 from ieg import run_files
 from core.errors import UserError
 

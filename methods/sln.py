@@ -29,8 +29,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from datasets import pipeline
-from datasets import pipeline_files
+from datasets.pipelines import images as pipeline
+from datasets.pipelines import files as pipeline_files
 from core.errors import UserError
 from methods import register_method
 from methods.base import Method, as_batch, soft_cross_entropy

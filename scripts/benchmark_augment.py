@@ -27,7 +27,7 @@ sys.path.insert(0, str(REPO_ROOT))
 import numpy as np  # pylint: disable=g-import-not-at-top
 import tensorflow as tf  # pylint: disable=g-import-not-at-top
 
-from datasets import autoaugment, randaugment, strong_view  # pylint: disable=g-import-not-at-top
+from datasets.augment import autoaugment, randaugment, strong_view  # pylint: disable=g-import-not-at-top
 from tests import reference_pil_augment  # pylint: disable=g-import-not-at-top
 
 DEFAULT_DATA = REPO_ROOT.parent / "shared" / "data" / "cifar10_subset" / "cifar10_subset.npz"

@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from datasets import augment_levels, augment_ops
+from datasets.augment import levels as augment_levels
+from datasets.augment import ops as augment_ops
 from tests import reference_pil_augment as ref
 
 pytestmark = pytest.mark.realdata
@@ -120,7 +121,7 @@ def test_op_inside_tf_data_equals_eager(case, eager_results, dataset_results):
 
 
 def test_cases_cover_every_op_of_both_policies():
-  from datasets import autoaugment, randaugment  # pylint: disable=import-outside-toplevel
+  from datasets.augment import autoaugment, randaugment  # pylint: disable=import-outside-toplevel
   used = set(autoaugment.policy_op_names(autoaugment.CIFAR10_POLICY))
   used |= set(randaugment.RANDAUGMENT_OPS)
   assert used <= {name for name, _ in PIL_CASES} <= set(augment_levels.PIL_RGBA_OPS)

@@ -12,8 +12,8 @@ from PIL import Image
 
 from datasets import noisy
 from datasets import noisy_files
-from datasets import pipeline_files
-from datasets import pipeline_text
+from datasets.pipelines import files as pipeline_files
+from datasets.pipelines import text as pipeline_text
 from datasets import sources
 from datasets.sources import archives, cifar_n, clothing1m, trec, webvision
 from datasets import text as text_lib

@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from datasets import pipeline
+from datasets.pipelines import images as pipeline
 from ieg import experiment
 from ieg import reports
 from ieg import run_files

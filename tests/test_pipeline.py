@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from datasets import pipeline
+from datasets.pipelines import images as pipeline
 
 N, H, W = 40, 6, 5
 

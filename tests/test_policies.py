@@ -12,7 +12,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from datasets import augment_levels, augment_policy, autoaugment, randaugment, strong_view
+from datasets.augment import autoaugment, randaugment, strong_view
+from datasets.augment import levels as augment_levels
+from datasets.augment import policy as augment_policy
 from core.errors import UserError
 from tests import reference_pil_augment as ref
 

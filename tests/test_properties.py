@@ -19,7 +19,7 @@ from datasets import noise as noise_lib
 from datasets import noisy as noisy_lib
 from datasets import sources
 from datasets.sources import registry as source_registry
-from datasets import strong_view
+from datasets.augment import strong_view
 from datasets.probe import probe_size
 from datasets.spec import DatasetSpec, parse_dataset_spec
 from ieg import config as config_lib

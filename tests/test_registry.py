@@ -1,7 +1,7 @@
 """The flag-chosen tables: registration, duplicates and the one-line error for an unknown name."""
 import pytest
 
-from datasets import strong_view
+from datasets.augment import strong_view
 from ieg import schedules
 from core.errors import UserError
 from core.registry import Registry

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from datasets import pipeline
+from datasets.pipelines import images as pipeline
 from ieg import checkpoints
 from ieg import experiment
 from ieg import optimizers

@@ -96,7 +96,7 @@ def train_dataset(images: np.ndarray, labels: np.ndarray, *, batch_size: int, se
     all_probe_labels = tf.constant(probe_labels.astype(np.int32))
     num_probe = len(probe_images)
   if strong_aug_type is not None:
-    from datasets.strong_view import strong_view  # pylint: disable=g-import-not-at-top
+    from datasets.augment.strong_view import strong_view  # pylint: disable=g-import-not-at-top
 
   def make_batch(step, index):
     weak_images = weak(tf.gather(all_images, index), stream_seed(seed, _WEAK, step), pad=pad, flip=flip)

@@ -7,9 +7,9 @@ from typing import Callable
 
 import tensorflow as tf
 
-from datasets import pipeline
-from datasets import pipeline_files
-from datasets import pipeline_text
+from datasets.pipelines import images as pipeline
+from datasets.pipelines import files as pipeline_files
+from datasets.pipelines import text as pipeline_text
 
 
 def _image_train(data, *, batch_size: int, seed: int, start_step: int, with_probe: bool,

@@ -13,7 +13,7 @@ from typing import Tuple
 
 import tensorflow as tf
 
-from datasets import augment_policy
+from datasets.augment import policy as augment_policy
 
 Step = Tuple[str, float, int]
 SubPolicy = Tuple[Step, Step]

@@ -12,7 +12,7 @@ from typing import Dict, Tuple
 
 import tensorflow as tf
 
-from datasets.augment_levels import LevelOp, OpDraws, State
+from datasets.augment.levels import LevelOp, OpDraws, State
 
 
 @dataclasses.dataclass(frozen=True)

@@ -10,7 +10,7 @@ from typing import Tuple
 
 import tensorflow as tf
 
-from datasets import augment_policy
+from datasets.augment import policy as augment_policy
 
 RANDAUGMENT_OPS: Tuple[str, ...] = (
     "Identity", "AutoContrast", "Equalize", "Rotate", "Solarize", "Color", "Contrast",

@@ -16,9 +16,9 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from datasets import augment_policy
-from datasets import pipeline
-from datasets import strong_view
+from datasets.augment import policy as augment_policy
+from datasets.pipelines import images as pipeline
+from datasets.augment import strong_view
 from datasets.sources.image_files import ImageFiles
 from core.errors import UserError
 

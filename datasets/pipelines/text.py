@@ -7,7 +7,7 @@ The example order is the image pipeline's stateless order, so a resumed run sees
 import numpy as np
 import tensorflow as tf
 
-from datasets import pipeline
+from datasets.pipelines import images as pipeline
 from core.errors import UserError
 
 _UNBOUNDED = 2**62

@@ -24,7 +24,10 @@ from typing import Callable, Optional, Tuple
 
 import tensorflow as tf
 
-from datasets import augment_levels, augment_ops, augment_policy, autoaugment, randaugment
+from datasets.augment import autoaugment, randaugment
+from datasets.augment import levels as augment_levels
+from datasets.augment import ops as augment_ops
+from datasets.augment import policy as augment_policy
 from core.registry import Registry
 
 PlanDrawer = Callable[[tf.Tensor, tf.Tensor, Tuple[tf.Tensor, tf.Tensor]],

@@ -17,7 +17,7 @@ from typing import Callable, Dict, NamedTuple, Optional, Sequence, Tuple
 
 import tensorflow as tf
 
-from datasets import augment_ops as ops
+from datasets.augment import ops
 
 MAX_LEVEL = 10
 

@@ -19,7 +19,7 @@ from typing import Callable, Iterator
 import tensorflow as tf
 
 from datasets.pipelines import images as pipeline
-from ieg import run_files
+from ieg.run import files as run_files
 from core.errors import UserError
 
 TF_CONFIG = "TF_CONFIG"

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from ieg import experiment
-from ieg import run_files
+from ieg.run import files as run_files
 from ieg.config import RunConfig
 from core.errors import UserError
 

@@ -12,7 +12,7 @@ import pytest
 import tensorflow as tf
 
 from ieg import optimizers
-from ieg import reports
+from ieg.reports import writer as reports
 from methods.absgd import ABSGD
 from methods.base import TrainingContext
 from methods.ieg import IEG

@@ -10,8 +10,8 @@ import pytest
 
 from datasets.pipelines import images as pipeline
 from ieg import experiment
-from ieg import reports
-from ieg import run_files
+from ieg.reports import writer as reports
+from ieg.run import files as run_files
 from ieg import strategy as strategy_lib
 from ieg.config import RunConfig
 from core.errors import UserError
@@ -26,7 +26,7 @@ import os
 import sys
 import numpy as np
 from ieg import experiment
-from ieg import reports
+from ieg.reports import writer as reports
 from ieg.config import RunConfig
 out, settings = sys.argv[1], eval(sys.argv[2])
 built = []

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from ieg import checkpoints
+from ieg.run import checkpoints
 from ieg import optimizers
 from core.errors import UserError
 from methods import prl

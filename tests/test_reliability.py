@@ -1,7 +1,7 @@
 """Runs that die, get preempted, collide, diverge or meet bad files and folders.
 
 The kill/resume test drives `python -m ieg.main` as a subprocess and freezes it at exact points with
-the IEG_TEST_PAUSE_AT hook (ieg/fault_points.py), then kills it there. The other checks call the
+the IEG_TEST_PAUSE_AT hook (ieg/run/fault_points.py), then kills it there. The other checks call the
 command line in-process (no new TensorFlow process): most fail before any training, the NaN and
 full-disk checks train a few steps of a tiny run.
 """
@@ -20,14 +20,14 @@ import pytest
 import tensorflow as tf
 from absl import flags as absl_flags
 
-from ieg import checkpoints
+from ieg.run import checkpoints
 from ieg import experiment
-from ieg import fault_points
-from ieg import guard_callbacks
-from ieg import interrupts
+from ieg.run import fault_points
+from ieg.run import guard_callbacks
+from ieg.run import interrupts
 from ieg import main as ieg_main
-from ieg import run_files
-from ieg import run_lock
+from ieg.run import files as run_files
+from ieg.run import lock as run_lock
 from ieg.config import RunConfig
 from core.errors import UserError
 from methods.supervised import Supervised
@@ -190,7 +190,7 @@ def test_lock_refuses_a_live_holder_and_names_it(tmp_path):
 
 def test_lock_of_a_dead_process_is_taken_over(tmp_path, caplog):
   run_dir = str(tmp_path / "run")
-  code = (f"import os, signal; from ieg import run_lock; run_lock.RunLock({run_dir!r}).acquire(); "
+  code = (f"import os, signal; from ieg.run import lock as run_lock; run_lock.RunLock({run_dir!r}).acquire(); "
           "print(os.getpid(), flush=True); os.kill(os.getpid(), signal.SIGKILL)")
   dead = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)
   assert dead.returncode == -signal.SIGKILL, dead.stderr

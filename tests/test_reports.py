@@ -10,10 +10,10 @@ from PIL import Image
 from sklearn import metrics as sk
 
 from datasets import noisy as noisy_lib
-from ieg import detection
+from ieg.reports import detection
 from ieg import experiment
-from ieg import reports
-from ieg import run_files
+from ieg.reports import writer as reports
+from ieg.run import files as run_files
 from ieg.config import RunConfig
 from core.errors import UserError
 from tests.toy_models import softmax

@@ -6,7 +6,7 @@ import pytest
 import tensorflow as tf
 
 from datasets import noise as noise_lib
-from ieg import checkpoints
+from ieg.run import checkpoints
 from ieg import optimizers
 from ieg.config import RunConfig
 from core.errors import UserError

@@ -7,7 +7,7 @@ import pytest
 import tensorflow as tf
 
 from datasets.pipelines import images as pipeline
-from ieg import checkpoints
+from ieg.run import checkpoints
 from ieg import experiment
 from ieg import optimizers
 from ieg.config import RunConfig

@@ -25,8 +25,8 @@ import tensorflow as tf
 
 from datasets import noisy as noisy_lib
 from datasets.pipelines import images as pipeline
-from ieg import detection
-from ieg import run_files
+from ieg.reports import detection
+from ieg.run import files as run_files
 from core.errors import UserError
 
 PLOTS_DIR = "plots"

@@ -21,7 +21,7 @@ import time
 
 import tensorflow as tf
 
-from ieg import fault_points
+from ieg.run import fault_points
 from core.errors import UserError
 
 KEEP = 4

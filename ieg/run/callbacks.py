@@ -5,7 +5,7 @@ import time
 import keras
 import tensorflow as tf
 
-from ieg import run_files
+from ieg.run import files as run_files
 
 # Evaluation logs ("val_" + test_step key) -> the original TensorBoard tags.
 EVAL_TAGS = {"val_top1": "acc/eval", "val_top5": "acc/top5_eval", "val_loss": "loss/eval"}

@@ -7,9 +7,9 @@ import math
 
 import keras
 
-from ieg import fault_points
-from ieg import interrupts
-from ieg.callbacks import current_step
+from ieg.run import fault_points
+from ieg.run import interrupts
+from ieg.run.callbacks import current_step
 from core.errors import UserError
 
 EXIT_NON_FINITE = 3

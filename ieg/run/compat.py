@@ -9,7 +9,7 @@ import logging
 import os
 from typing import Any
 
-from ieg import run_files
+from ieg.run import files as run_files
 from core.errors import UserError
 
 # What gives a checkpoint's numbers their meaning: evaluating with any of these changed is wrong.

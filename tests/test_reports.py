@@ -16,7 +16,7 @@ from ieg.reports import writer as reports
 from ieg.run import files as run_files
 from ieg.config import RunConfig
 from core.errors import UserError
-from tests.toy_models import softmax
+from tests.methods.toy_models import softmax
 
 # ----- metrics on fixed scores ----------------------------------------------------------------------
 RNG = np.random.default_rng(7)

@@ -16,8 +16,8 @@ from methods import meta
 from methods.base import TrainingContext
 from methods.ieg import IEG
 from methods.l2r import L2R
-from tests.test_meta_gradient import bn_network, image_batch
-from tests.toy_models import D, K, linear_network, softmax
+from tests.methods.test_meta_gradient import bn_network, image_batch
+from tests.methods.toy_models import D, K, linear_network, softmax
 
 B = 6
 ETA, WD, MU, LR = 0.1, 1e-2, 0.9, 0.3

@@ -16,7 +16,7 @@ from methods.base import TrainingContext
 from datasets.sources.image_files import ImageFiles
 from methods import sln
 from methods.sln import SLN, LabelCorrection, in_memory_image_batches
-from tests.toy_models import D, K, linear_network, softmax, random_batch
+from tests.methods.toy_models import D, K, linear_network, softmax, random_batch
 
 B = 6
 SEED = 7

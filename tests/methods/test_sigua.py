@@ -12,7 +12,7 @@ from ieg.config import RunConfig
 from core.errors import UserError
 from methods import sigua
 from methods.base import TrainingContext
-from tests.toy_models import K, linear_network, softmax, random_batch
+from tests.methods.toy_models import K, linear_network, softmax, random_batch
 
 B = 12
 LR = 0.1

@@ -6,7 +6,7 @@ import tensorflow as tf
 from ieg import optimizers
 from methods.base import TrainingContext
 from methods.l2r import L2R
-from tests.toy_models import D, K, linear_network, softmax
+from tests.methods.toy_models import D, K, linear_network, softmax
 
 B = 8
 ETA, WD, LR = 0.1, 1e-2, 0.5

@@ -10,7 +10,7 @@ from ieg import optimizers
 from core.errors import UserError
 from methods import prl
 from methods.base import TrainingContext
-from tests.toy_models import D, K, linear_network, softmax
+from tests.methods.toy_models import D, K, linear_network, softmax
 
 B = 12
 LR = 0.1

@@ -16,7 +16,7 @@ from datasets.augment import autoaugment, randaugment, strong_view
 from datasets.augment import levels as augment_levels
 from datasets.augment import policy as augment_policy
 from core.errors import UserError
-from tests import reference_pil_augment as ref
+from tests.datasets import reference_pil_augment as ref
 
 # augment.md's coverage table: op -> (slots of 190, sub-policies containing it of 95,
 # expected applications per image = sum of probabilities / 95, levels used).

@@ -14,7 +14,7 @@ from datasets.sources import archives
 from datasets.sources import load_raw
 from datasets.sources import registry as source_registry
 from datasets.sources import standard
-from tests.archive_writers import chw_rows, cifar_images, md5, write_pickle_tar
+from tests.datasets.archive_writers import chw_rows, cifar_images, md5, write_pickle_tar
 
 
 @pytest.fixture

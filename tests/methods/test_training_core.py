@@ -11,7 +11,7 @@ from ieg import schedules
 from ieg.config import RunConfig
 from methods.base import TrainingContext
 from methods.supervised import Supervised
-from tests.toy_models import K, linear_network, softmax, random_batch
+from tests.methods.toy_models import K, linear_network, softmax, random_batch
 
 B = 6
 

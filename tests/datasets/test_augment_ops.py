@@ -15,7 +15,7 @@ import tensorflow as tf
 
 from datasets.augment import levels as augment_levels
 from datasets.augment import ops as augment_ops
-from tests import reference_pil_augment as ref
+from tests.datasets import reference_pil_augment as ref
 
 pytestmark = pytest.mark.realdata
 

@@ -20,7 +20,7 @@ from datasets import text as text_lib
 from datasets.noise import instance as noise_instance
 from datasets.spec import parse_dataset_spec
 from core.errors import UserError
-from tests.archive_writers import chw_rows, cifar_images, md5, write_pickle_tar
+from tests.datasets.archive_writers import chw_rows, cifar_images, md5, write_pickle_tar
 
 
 def take(dataset, n):

@@ -11,7 +11,7 @@ from core.errors import UserError
 from methods import absgd
 from methods.absgd import ABSGD
 from methods.base import TrainingContext
-from tests.toy_models import K, linear_network, random_batch
+from tests.methods.toy_models import K, linear_network, random_batch
 
 B = 6
 

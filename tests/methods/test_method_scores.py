@@ -20,7 +20,7 @@ from methods.l2r import L2R
 from methods.prl import Prl
 from methods.sigua import Sigua
 from methods.sln import SLN
-from tests.toy_models import D, K, linear_network, softmax
+from tests.methods.toy_models import D, K, linear_network, softmax
 
 B = 10
 ETA = 0.1

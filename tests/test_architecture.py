@@ -116,11 +116,12 @@ def import_graph() -> tuple[set[str], list[Import]]:
     modules[name] = path
     _PATHS[name] = path
   names = set(modules)
-  edges = []
+  edges = {}
   for name, path in modules.items():
     tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
-    edges += _imports(name, tree, path.name == "__init__.py", names)
-  return names, edges
+    for e in _imports(name, tree, path.name == "__init__.py", names):
+      edges.setdefault((e.source, e.target), e)   # one edge per pair, at its first line
+  return names, list(edges.values())
 
 
 def circles(modules: set[str], edges: list[Import]) -> list[list[str]]:
@@ -155,6 +156,26 @@ def circles(modules: set[str], edges: list[Import]) -> list[list[str]]:
     if v not in index:
       visit(v)
   return sorted(found)
+
+
+def shortest_circle(component: list[str], edges: list[Import]) -> list[Import]:
+  """One shortest circle through the first module of a component, as the imports that close it."""
+  inside = collections.defaultdict(list)
+  for e in edges:
+    if e.source in component and e.target in component:
+      inside[e.source].append(e)
+  start = component[0]
+  reached = {start: []}
+  queue = collections.deque([start])
+  while queue:
+    v = queue.popleft()
+    for e in sorted(inside[v], key=lambda e: e.target):
+      if e.target == start:
+        return reached[v] + [e]
+      if e.target not in reached:
+        reached[e.target] = reached[v] + [e]
+        queue.append(e.target)
+  raise AssertionError(f"no circle through {start}")
 
 
 def layer(module: str) -> int:
@@ -196,8 +217,10 @@ def test_no_import_circles(graph):
   found = circles(modules, edges)
   detail = []
   for component in found:
-    inside = [str(e) for e in edges if e.source in component and e.target in component]
-    detail.append(f"circle between {', '.join(component)}:\n    " + "\n    ".join(inside))
+    circle = shortest_circle(component, edges)
+    detail.append(f"{' -> '.join([e.source for e in circle] + [circle[0].source])} "
+                  f"(all modules of this circle: {', '.join(component)}):\n    "
+                  + "\n    ".join(map(str, circle)))
   assert not found, "import circles (a module must not import, even lazily, what imports it):\n  " + (
       "\n  ".join(detail))
 
@@ -227,8 +250,9 @@ def test_a_circle_is_found_and_named():
   edges = [Import("datasets.noise.registry", "datasets.noise.instance", 1),
            Import("datasets.noise.instance", "datasets.noise.registry", 2),
            Import("datasets.noise.instance", "core.errors", 3)]
-  assert circles({"datasets.noise.registry", "datasets.noise.instance", "core.errors"}, edges) == [
-      ["datasets.noise.instance", "datasets.noise.registry"]]
+  found = circles({"datasets.noise.registry", "datasets.noise.instance", "core.errors"}, edges)
+  assert found == [["datasets.noise.instance", "datasets.noise.registry"]]
+  assert shortest_circle(found[0], edges) == edges[1::-1]
 
 
 def test_an_upward_import_is_found():

@@ -7,10 +7,10 @@ import sys
 import numpy as np
 import pytest
 
-from ieg import experiment
-from ieg.run import files as run_files
-from ieg.config import RunConfig
 from core.errors import UserError
+from ieg import experiment
+from ieg.config import RunConfig
+from ieg.run import files as run_files
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

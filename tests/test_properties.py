@@ -15,17 +15,17 @@ from hypothesis import strategies as st
 
 import methods
 import networks
+from core.errors import UserError
 from datasets import noise as noise_lib
 from datasets import noisy as noisy_lib
 from datasets import sources
-from datasets.sources import registry as source_registry
 from datasets.augment import strong_view
 from datasets.probe import probe_size
+from datasets.sources import registry as source_registry
 from datasets.spec import DatasetSpec, parse_dataset_spec
 from ieg import config as config_lib
 from ieg import experiment
 from ieg.config import RunConfig
-from core.errors import UserError
 
 # ----- --dataset text ------------------------------------------------------------------------------
 

@@ -20,16 +20,16 @@ import pytest
 import tensorflow as tf
 from absl import flags as absl_flags
 
-from ieg.run import checkpoints
+from core.errors import UserError
 from ieg import experiment
+from ieg import main as ieg_main
+from ieg.config import RunConfig
+from ieg.run import checkpoints
 from ieg.run import fault_points
+from ieg.run import files as run_files
 from ieg.run import guard_callbacks
 from ieg.run import interrupts
-from ieg import main as ieg_main
-from ieg.run import files as run_files
 from ieg.run import lock as run_lock
-from ieg.config import RunConfig
-from core.errors import UserError
 from methods.supervised import Supervised
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -9,13 +9,13 @@ import pytest
 from PIL import Image
 from sklearn import metrics as sk
 
+from core.errors import UserError
 from datasets import noisy as noisy_lib
-from ieg.reports import detection
 from ieg import experiment
+from ieg.config import RunConfig
+from ieg.reports import detection
 from ieg.reports import writer as reports
 from ieg.run import files as run_files
-from ieg.config import RunConfig
-from core.errors import UserError
 from tests.methods.toy_models import softmax
 
 # ----- metrics on fixed scores ----------------------------------------------------------------------

@@ -24,11 +24,11 @@ from typing import Callable, Optional, Tuple
 
 import tensorflow as tf
 
+from core.registry import Registry
 from datasets.augment import autoaugment, randaugment
 from datasets.augment import levels as augment_levels
 from datasets.augment import ops as augment_ops
 from datasets.augment import policy as augment_policy
-from core.registry import Registry
 
 PlanDrawer = Callable[[tf.Tensor, tf.Tensor, Tuple[tf.Tensor, tf.Tensor]],
                       Optional[augment_policy.OpPlan]]

@@ -16,11 +16,11 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from datasets.augment import policy as augment_policy
-from datasets.pipelines import images as pipeline
-from datasets.augment import strong_view
-from datasets.sources.image_files import ImageFiles
 from core.errors import UserError
+from datasets.augment import policy as augment_policy
+from datasets.augment import strong_view
+from datasets.pipelines import images as pipeline
+from datasets.sources.image_files import ImageFiles
 
 AUTOTUNE = tf.data.AUTOTUNE
 _UNBOUNDED = 2**62

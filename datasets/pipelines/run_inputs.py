@@ -7,8 +7,8 @@ from typing import Callable
 
 import tensorflow as tf
 
-from datasets.pipelines import images as pipeline
 from datasets.pipelines import files as pipeline_files
+from datasets.pipelines import images as pipeline
 from datasets.pipelines import text as pipeline_text
 
 

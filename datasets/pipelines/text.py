@@ -7,8 +7,8 @@ The example order is the image pipeline's stateless order, so a resumed run sees
 import numpy as np
 import tensorflow as tf
 
-from datasets.pipelines import images as pipeline
 from core.errors import UserError
+from datasets.pipelines import images as pipeline
 
 _UNBOUNDED = 2**62
 

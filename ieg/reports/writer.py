@@ -23,11 +23,11 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from core.errors import UserError
 from datasets import noisy as noisy_lib
 from datasets.pipelines import images as pipeline
 from ieg.reports import detection
 from ieg.run import files as run_files
-from core.errors import UserError
 
 PLOTS_DIR = "plots"
 DETECTION_DIR = "detection"

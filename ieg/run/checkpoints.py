@@ -21,8 +21,8 @@ import time
 
 import tensorflow as tf
 
-from ieg.run import fault_points
 from core.errors import UserError
+from ieg.run import fault_points
 
 KEEP = 4
 PREFIX = "ckpt"

@@ -9,8 +9,8 @@ import logging
 import os
 from typing import Any
 
-from ieg.run import files as run_files
 from core.errors import UserError
+from ieg.run import files as run_files
 
 # What gives a checkpoint's numbers their meaning: evaluating with any of these changed is wrong.
 IDENTITY_KEYS = ("dataset", "network_name", "method", "num_classes")

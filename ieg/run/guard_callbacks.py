@@ -7,10 +7,10 @@ import math
 
 import keras
 
+from core.errors import UserError
 from ieg.run import fault_points
 from ieg.run import interrupts
 from ieg.run.callbacks import current_step
-from core.errors import UserError
 
 EXIT_NON_FINITE = 3
 

@@ -10,16 +10,16 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
+from core.errors import UserError
 from datasets import noisy
 from datasets import noisy_files
-from datasets.pipelines import files as pipeline_files
-from datasets.pipelines import text as pipeline_text
 from datasets import sources
-from datasets.sources import archives, cifar_n, clothing1m, trec, webvision
 from datasets import text as text_lib
 from datasets.noise import instance as noise_instance
+from datasets.pipelines import files as pipeline_files
+from datasets.pipelines import text as pipeline_text
+from datasets.sources import archives, cifar_n, clothing1m, trec, webvision
 from datasets.spec import parse_dataset_spec
-from core.errors import UserError
 from tests.datasets.archive_writers import chw_rows, cifar_images, md5, write_pickle_tar
 
 

@@ -4,10 +4,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from datasets import noise as noise_lib
-from datasets.sources import meta
-from datasets.noise import corrupt_labels, matrix, transition_matrix
 from core.errors import UserError
+from datasets import noise as noise_lib
+from datasets.noise import corrupt_labels, matrix, transition_matrix
+from datasets.sources import meta
 
 K = 10
 N = 20000

@@ -2,13 +2,13 @@
 import numpy as np
 import pytest
 
+from core.errors import UserError
 from datasets import noise as noise_lib
 from datasets import sources
-from datasets.sources import registry as source_registry
 from datasets.noisy import build_noisy_dataset, confusion_matrix, load_noise_file
 from datasets.probe import split_probe
+from datasets.sources import registry as source_registry
 from datasets.spec import parse_dataset_spec
-from core.errors import UserError
 
 
 @pytest.fixture(scope="module")

@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from core.errors import UserError
 from datasets.augment import autoaugment, randaugment, strong_view
 from datasets.augment import levels as augment_levels
 from datasets.augment import policy as augment_policy
-from core.errors import UserError
 from tests.datasets import reference_pil_augment as ref
 
 # augment.md's coverage table: op -> (slots of 190, sub-policies containing it of 95,

@@ -4,8 +4,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from datasets.probe import probe_size, split_probe
 from core.errors import UserError
+from datasets.probe import probe_size, split_probe
 
 
 def labels_with_counts(counts, seed=0):

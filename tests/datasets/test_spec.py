@@ -3,11 +3,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from core.errors import UserError
 from datasets import noise as noise_lib
 from datasets import sources
 from datasets.sources import registry as source_registry
 from datasets.spec import DatasetSpec, parse_dataset_spec
-from core.errors import UserError
 
 
 @pytest.mark.parametrize("text, name, noise, ratio", [

@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from ieg.run import checkpoints
-from ieg import optimizers
 from core.errors import UserError
+from ieg import optimizers
+from ieg.run import checkpoints
 from methods import absgd
 from methods.absgd import ABSGD
 from methods.base import TrainingContext

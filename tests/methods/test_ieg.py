@@ -7,10 +7,10 @@ import pytest
 import tensorflow as tf
 
 import networks
+from core.errors import UserError
 from ieg import experiment
 from ieg import optimizers
 from ieg.config import RunConfig
-from core.errors import UserError
 from methods import ieg as ieg_lib
 from methods import meta
 from methods.base import TrainingContext

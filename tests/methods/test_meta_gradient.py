@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from ieg import optimizers
 from core.errors import UserError
+from ieg import optimizers
 from methods import meta
 from methods.base import TrainingContext
 from methods.ieg import IEG

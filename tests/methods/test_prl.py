@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from ieg.run import checkpoints
-from ieg import optimizers
 from core.errors import UserError
+from ieg import optimizers
+from ieg.run import checkpoints
 from methods import prl
 from methods.base import TrainingContext
 from tests.methods.toy_models import D, K, linear_network, softmax

@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from core.errors import UserError
 from ieg import optimizers
 from ieg import schedules
 from ieg.config import RunConfig
-from core.errors import UserError
 from methods import selection
 
 

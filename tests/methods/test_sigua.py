@@ -5,11 +5,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from core.errors import UserError
 from datasets import noise as noise_lib
-from ieg.run import checkpoints
 from ieg import optimizers
 from ieg.config import RunConfig
-from core.errors import UserError
+from ieg.run import checkpoints
 from methods import sigua
 from methods.base import TrainingContext
 from tests.methods.toy_models import K, linear_network, softmax, random_batch

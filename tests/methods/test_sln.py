@@ -6,15 +6,15 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from core.errors import UserError
 from datasets.pipelines import images as pipeline
-from ieg.run import checkpoints
+from datasets.sources.image_files import ImageFiles
 from ieg import experiment
 from ieg import optimizers
 from ieg.config import RunConfig
-from core.errors import UserError
-from methods.base import TrainingContext
-from datasets.sources.image_files import ImageFiles
+from ieg.run import checkpoints
 from methods import sln
+from methods.base import TrainingContext
 from methods.sln import SLN, LabelCorrection, in_memory_image_batches
 from tests.methods.toy_models import D, K, linear_network, softmax, random_batch
 

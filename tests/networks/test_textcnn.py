@@ -9,10 +9,10 @@ import pytest
 import tensorflow as tf
 
 import networks
+from core.errors import UserError
 from datasets import text as text_lib
 from ieg import experiment
 from ieg.config import RunConfig
-from core.errors import UserError
 from networks import textcnn
 
 V, K, L = 50, 6, 300

@@ -11,7 +11,7 @@ Conventions shared by every op:
     result is returned in the input's float dtype.
   * Per-image arguments (factor, degrees, ...) are scalars or `[N]` tensors.
   * Arguments are physical quantities (degrees, pixels, blend factor, bits). How a
-    policy "level" maps to them lives in `datasets/augment_levels.py`.
+    policy "level" maps to them lives in `datasets/augment/levels.py`.
   * Geometric ops reproduce Pillow's `Image.transform` with nearest resampling (pixel
     centres, 16.16 fixed point) through `tf.raw_ops.ImageProjectiveTransformV3`;
     uncovered pixels get `fill_value`.

@@ -105,7 +105,7 @@ def _dependent_from_file(inputs: noise_lib.ExampleNoiseInput) -> noise_lib.Examp
         f"--dataset={inputs.dataset}_dependent_{inputs.ratio:g}: the per-example noisy labels are "
         f"read from {path} (not found). Put SLN's file there (github.com/chenpf1025/SLN "
         f"data/<CIFAR10|CIFAR100>/label_noisy/dependent{inputs.ratio:g}.csv), or make one with "
-        "datasets.noise_instance.dependent_labels_from_predictions and write_label_file"
+        "datasets.noise.instance.dependent_labels_from_predictions and write_label_file"
         + ("" if inputs.data_dir else ", and pass --data_dir"))
   clean_all, noisy_all = read_label_file(path)
   rows = inputs.source_ids

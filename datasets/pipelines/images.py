@@ -1,4 +1,4 @@
-"""tf.data pipelines: noisy training batches (optionally with strong views and probe batches) and test batches.
+"""tf.data for in-memory images: training batches (optionally with strong views and probe batches), test batches.
 
 Every random draw is a stateless function of (seed, step): the example order of each pass over the
 data, the weak augmentation and the strong view. A run resumed at step s therefore sees exactly the

@@ -1,9 +1,9 @@
 """Image datasets too large for memory, described by their files: paths or TFRecords, and labels.
 
-A streamed source (`sources.register_source(..., kind=KIND_IMAGE_FILES)`) returns a `FileSource`:
-for every split an `ImageFiles` that lists the encoded images (one file per example, or the
-records of TFRecord files) with their labels. Nothing is decoded here; `pipeline_files` reads and
-decodes each image when a batch needs it. The readers below cover the layouts the loaders accept:
+A streamed source (`register_source(..., kind=KIND_IMAGE_FILES)`) returns a `FileSource`: for
+every split an `ImageFiles` that lists the encoded images (one file per example, or the records
+of TFRecord files) with their labels. Nothing is decoded here; `datasets.pipelines.files` reads
+and decodes each image when a batch needs it. The readers below cover the layouts the loaders accept:
 `path label` list files, key lists with a key -> label table, class folders and TFRecords.
 """
 from __future__ import annotations

@@ -41,7 +41,7 @@ _SOURCES: dict[str, Loader] = {}
 
 # What a source's loader returns: in-memory images (RawDataset), in-memory token ids
 # (RawDataset with a vocabulary), or image files streamed from disk
-# (`datasets.image_files.FileSource`, loaded with `load_file_source`).
+# (`datasets.sources.image_files.FileSource`, loaded with `load_file_source`).
 KIND_IMAGES, KIND_TEXT, KIND_IMAGE_FILES = "images", "text", "image_files"
 SOURCE_KINDS = (KIND_IMAGES, KIND_TEXT, KIND_IMAGE_FILES)
 _KINDS: dict[str, str] = {}

@@ -12,11 +12,11 @@ import os
 
 import numpy as np
 
+from core.errors import UserError
 from datasets import noise as noise_lib
 from datasets import probe as probe_lib
 from datasets import sources
 from datasets.spec import DatasetSpec, parse_dataset_spec
-from ieg.errors import UserError
 
 NOISE_FILE_VERSION = 1
 MAX_CLASSES_FULL_CONFUSION = 20   # larger K: a summary instead of the full matrix

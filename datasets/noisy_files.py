@@ -13,12 +13,12 @@ import dataclasses
 
 import numpy as np
 
-from datasets import image_files
+from core.errors import UserError
 from datasets import noisy as noisy_lib
 from datasets import probe as probe_lib
 from datasets import sources
+from datasets.sources import image_files
 from datasets.spec import DatasetSpec, parse_dataset_spec
-from ieg.errors import UserError
 
 
 @dataclasses.dataclass

@@ -10,8 +10,8 @@ import math
 
 import numpy as np
 
+from core.errors import UserError
 from datasets import noise as noise_lib
-from ieg.errors import UserError
 
 FLAG = "--probe_dataset_hold_ratio"
 # Tag that makes the probe stream independent of the noise stream of the same --seed.

@@ -9,9 +9,9 @@ from __future__ import annotations
 import dataclasses
 import math
 
+from core.errors import UserError
 from datasets import noise as noise_lib
 from datasets import sources
-from ieg.errors import UserError
 
 FLAG = "--dataset"
 FORMS = "<name>_<noise>_<ratio> (e.g. cifar10_uniform_0.4), <name>_none or <name>"

@@ -14,7 +14,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from ieg.errors import UserError
+from core.errors import UserError
 
 PAD, UNK = "<pad>", "<unk>"
 PAD_ID, UNK_ID = 0, 1   # id 0 is padding, so a zero-filled row is an empty question

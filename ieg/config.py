@@ -8,7 +8,7 @@ import math
 import os
 from typing import Any
 
-from ieg.errors import UserError
+from core.errors import UserError
 
 LR_SCHEDULES = ("cosine", "custom_step", "cosine_warmup", "exponential", "cosine_one", "constant",
                 "coteaching_linear")
@@ -90,7 +90,7 @@ class RunConfig:
     spec = spec_lib.parse_dataset_spec(self.dataset)
     if spec.name == "custom" and not self.dataset_file:
       raise UserError(f"--dataset={self.dataset} reads your own data: also pass --dataset_file=<path to .npz>")
-    from datasets import strong_view  # pylint: disable=g-import-not-at-top
+    from datasets.augment import strong_view  # pylint: disable=g-import-not-at-top
     _one_of("aug_type", self.aug_type, strong_view.AUG_TYPES)
     return self
 

@@ -17,25 +17,25 @@ import tensorflow as tf
 
 import methods
 import networks
+from core.errors import UserError
 from datasets import noisy as noisy_lib
 from datasets import noisy_files
-from datasets import run_inputs
 from datasets import sources
 from datasets import spec as spec_lib
-from ieg import callbacks as callbacks_lib
-from ieg import checkpoints
-from ieg import fault_points
-from ieg import guard_callbacks
-from ieg import interrupts
+from datasets.pipelines import run_inputs
 from ieg import optimizers
-from ieg import run_compat
-from ieg import reports
-from ieg import run_files
-from ieg import run_lock
 from ieg import schedules
 from ieg import strategy as strategy_lib
 from ieg.config import RunConfig
-from ieg.errors import UserError
+from ieg.reports import writer as reports
+from ieg.run import callbacks as callbacks_lib
+from ieg.run import checkpoints
+from ieg.run import compat as run_compat
+from ieg.run import fault_points
+from ieg.run import files as run_files
+from ieg.run import guard_callbacks
+from ieg.run import interrupts
+from ieg.run import lock as run_lock
 from methods.base import TrainingContext
 from networks import textcnn
 

@@ -133,7 +133,7 @@ def read_config() -> config_lib.RunConfig:
     decay_steps = decay_steps.split(",") if isinstance(decay_steps, str) else decay_steps
     values["decay_steps"] = tuple(int(s) for s in decay_steps)
   except ValueError:
-    from ieg.errors import UserError  # pylint: disable=g-import-not-at-top
+    from core.errors import UserError  # pylint: disable=g-import-not-at-top
     raise UserError(f"--decay_steps={FLAGS.decay_steps} is invalid: give integers, e.g. 500 or 40000,60000")
   options = {name: network_defaults.get(name, _flag_value(name, preset)) for name in method_option_fields()}
   return config_lib.RunConfig(**values, method_options=options)

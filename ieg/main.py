@@ -19,10 +19,10 @@ _HAS_GPU = quiet_import.import_tensorflow()
 from absl import app  # pylint: disable=g-import-not-at-top,wrong-import-position
 from absl import flags  # pylint: disable=g-import-not-at-top,wrong-import-position
 
+from core.errors import UserError  # pylint: disable=g-import-not-at-top,wrong-import-position
 from ieg import experiment  # pylint: disable=g-import-not-at-top,wrong-import-position
 from ieg import flags as ieg_flags  # pylint: disable=g-import-not-at-top,wrong-import-position
-from ieg import interrupts  # pylint: disable=g-import-not-at-top,wrong-import-position
-from ieg.errors import UserError  # pylint: disable=g-import-not-at-top,wrong-import-position
+from ieg.run import interrupts  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 ieg_flags.define_flags()
 

@@ -7,7 +7,7 @@ and IEG's look-ahead step reads the accumulator itself, so we keep TF1's form.
 import keras
 import tensorflow as tf
 
-from ieg.errors import UserError
+from core.errors import UserError
 
 
 class TF1Momentum(keras.optimizers.Optimizer):

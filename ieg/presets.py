@@ -7,7 +7,7 @@ user did not set on the command line.
 from typing import Any
 
 import methods
-from ieg.errors import UserError
+from core.errors import UserError
 
 
 def all_presets() -> dict[str, dict[str, Any]]:

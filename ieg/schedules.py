@@ -4,7 +4,7 @@ import math
 import keras
 import tensorflow as tf
 
-from ieg.registry import Registry
+from core.registry import Registry
 
 EXPONENTIAL_DECAY_FACTOR = 0.9  # the original's `exponential` schedule: lr * 0.9^floor(step / decay_steps)
 

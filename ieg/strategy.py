@@ -18,9 +18,9 @@ from typing import Callable, Iterator
 
 import tensorflow as tf
 
-from datasets import pipeline
-from ieg import run_files
-from ieg.errors import UserError
+from core.errors import UserError
+from datasets.pipelines import images as pipeline
+from ieg.run import files as run_files
 
 TF_CONFIG = "TF_CONFIG"
 MULTI_WORKER = "multi_worker"

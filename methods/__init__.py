@@ -6,7 +6,7 @@ decorates its class with `@register_method("name")`.
 import importlib
 import pkgutil
 
-from ieg.errors import UserError
+from core.errors import UserError
 
 _REGISTRY: dict[str, type] = {}
 _discovered = False

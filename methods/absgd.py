@@ -23,8 +23,8 @@ import logging
 import keras
 import tensorflow as tf
 
-from ieg.errors import UserError
-from ieg.registry import Registry
+from core.errors import UserError
+from core.registry import Registry
 from methods import register_method
 from methods.base import Method, sparse_cross_entropy
 

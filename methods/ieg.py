@@ -13,7 +13,7 @@ import dataclasses
 
 import tensorflow as tf
 
-from ieg.errors import UserError
+from core.errors import UserError
 from methods import register_method
 from methods.base import soft_cross_entropy
 from methods.meta import (LookaheadProblem, MetaConfig, MetaMethod, ReplicaUpdate, meta_step, momentum_terms,

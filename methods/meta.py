@@ -26,8 +26,8 @@ from typing import Any, Callable
 
 import tensorflow as tf
 
-from ieg.errors import UserError
-from ieg.registry import Registry
+from core.errors import UserError
+from core.registry import Registry
 from methods.base import Method, as_batch, sparse_cross_entropy
 
 Tensors = list[tf.Tensor]

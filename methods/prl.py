@@ -16,8 +16,8 @@ import keras
 import tensorflow as tf
 
 import networks
-from ieg.errors import UserError
-from ieg.registry import Registry
+from core.errors import UserError
+from core.registry import Registry
 from methods import register_method
 from methods import selection
 from methods.base import Method, as_batch, sparse_cross_entropy

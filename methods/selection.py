@@ -13,7 +13,7 @@ import dataclasses
 import numpy as np
 import tensorflow as tf
 
-from ieg.errors import UserError
+from core.errors import UserError
 
 
 @dataclasses.dataclass

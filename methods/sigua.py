@@ -19,8 +19,8 @@ import dataclasses
 import numpy as np
 import tensorflow as tf
 
-from ieg.errors import UserError
-from ieg.registry import Registry
+from core.errors import UserError
+from core.registry import Registry
 from methods import register_method
 from methods import selection
 from methods.base import Method, as_batch, soft_cross_entropy, sparse_cross_entropy

@@ -29,9 +29,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from datasets import pipeline
-from datasets import pipeline_files
-from ieg.errors import UserError
+from core.errors import UserError
+from datasets.pipelines import files as pipeline_files
+from datasets.pipelines import images as pipeline
 from methods import register_method
 from methods.base import Method, as_batch, soft_cross_entropy
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import keras
 
-from ieg.errors import UserError
+from core.errors import UserError
 from networks import layers as L
 from networks.registry import register_network
 

@@ -11,7 +11,7 @@ from typing import Any, Callable, Mapping, Protocol
 
 import keras
 
-from ieg.errors import UserError
+from core.errors import UserError
 
 
 class NetworkBuilder(Protocol):

@@ -13,8 +13,8 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
+from core.errors import UserError
 from datasets import text as text_lib
-from ieg.errors import UserError
 from networks import layers as L
 from networks.registry import register_network
 

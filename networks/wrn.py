@@ -5,7 +5,7 @@ import math
 
 import keras
 
-from ieg.errors import UserError
+from core.errors import UserError
 from networks import layers as L
 from networks.registry import register_network
 

@@ -2,7 +2,7 @@
 
 Both sides see the same real CIFAR-10 images and the same policies: (a) `strong_view`
 inside a tf.data pipeline (batch 100, map + prefetch, as training uses it), (b) the
-Pillow/numpy reference in tests/reference_pil_augment.py, one image at a time in this
+Pillow/numpy reference in tests/datasets/reference_pil_augment.py, one image at a time in this
 process, which is how the original runs it. Timings on a shared machine move between
 runs, so the two sides alternate and every number is a median over runs. Besides
 wall-clock images/s, each run reports images per CPU-second of this process (all its
@@ -27,8 +27,8 @@ sys.path.insert(0, str(REPO_ROOT))
 import numpy as np  # pylint: disable=g-import-not-at-top
 import tensorflow as tf  # pylint: disable=g-import-not-at-top
 
-from datasets import autoaugment, randaugment, strong_view  # pylint: disable=g-import-not-at-top
-from tests import reference_pil_augment  # pylint: disable=g-import-not-at-top
+from datasets.augment import autoaugment, randaugment, strong_view  # pylint: disable=g-import-not-at-top
+from tests.datasets import reference_pil_augment  # pylint: disable=g-import-not-at-top
 
 DEFAULT_DATA = REPO_ROOT.parent / "shared" / "data" / "cifar10_subset" / "cifar10_subset.npz"
 # What a training step consumes, for context: a supervised WRN-28-10 step at batch 100

@@ -2,7 +2,7 @@ r"""Soak test (not part of CI): many short trainings, each interrupted at random
 
 Every training runs `python -m ieg.main` on the offline digits data with --deterministic and is
 interrupted one to three times: SIGKILL or SIGTERM, either after a random delay or at an exact
-point (a step, the middle of a checkpoint write, an evaluation; see ieg/fault_points.py). The same
+point (a step, the middle of a checkpoint write, an evaluation; see ieg/run/fault_points.py). The same
 command is then rerun until it finishes. A training counts as resumed correctly when
 
   * no finished checkpoint was lost: after each interruption the newest listed checkpoint is at

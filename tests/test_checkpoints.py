@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from ieg import checkpoints
+from core.errors import UserError
 from ieg import optimizers
-from ieg.errors import UserError
+from ieg.run import checkpoints
 from methods.base import TrainingContext
 from methods.supervised import Supervised
 

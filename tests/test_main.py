@@ -7,10 +7,10 @@ import sys
 import numpy as np
 import pytest
 
+from core.errors import UserError
 from ieg import experiment
-from ieg import run_files
 from ieg.config import RunConfig
-from ieg.errors import UserError
+from ieg.run import files as run_files
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

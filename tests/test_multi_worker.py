@@ -8,13 +8,13 @@ import sys
 import numpy as np
 import pytest
 
-from datasets import pipeline
+from core.errors import UserError
+from datasets.pipelines import images as pipeline
 from ieg import experiment
-from ieg import reports
-from ieg import run_files
 from ieg import strategy as strategy_lib
 from ieg.config import RunConfig
-from ieg.errors import UserError
+from ieg.reports import writer as reports
+from ieg.run import files as run_files
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STEPS, EVAL_FREQ, PER_REPLICA_BATCH = 6, 3, 16
@@ -26,7 +26,7 @@ import os
 import sys
 import numpy as np
 from ieg import experiment
-from ieg import reports
+from ieg.reports import writer as reports
 from ieg.config import RunConfig
 out, settings = sys.argv[1], eval(sys.argv[2])
 built = []

@@ -15,16 +15,17 @@ from hypothesis import strategies as st
 
 import methods
 import networks
+from core.errors import UserError
 from datasets import noise as noise_lib
 from datasets import noisy as noisy_lib
 from datasets import sources
-from datasets import strong_view
+from datasets.augment import strong_view
 from datasets.probe import probe_size
+from datasets.sources import registry as source_registry
 from datasets.spec import DatasetSpec, parse_dataset_spec
 from ieg import config as config_lib
 from ieg import experiment
 from ieg.config import RunConfig
-from ieg.errors import UserError
 
 # ----- --dataset text ------------------------------------------------------------------------------
 
@@ -201,10 +202,10 @@ def test_realised_rate_overall_and_per_class(k, ratio, seed, n, noise, skew):
 
 
 @settings(max_examples=40, deadline=None)
-@given(dataset=st.sampled_from(sorted(noise_lib.ASYMMETRIC_MAPS)), ratio=st.floats(0.0, 1.0),
+@given(dataset=st.sampled_from(sorted(noise_lib.matrix.ASYMMETRIC_MAPS)), ratio=st.floats(0.0, 1.0),
        seed=st.integers(0, 2**32 - 1), n=st.integers(100, 3000))
 def test_asymmetric_moves_only_mapped_classes_to_their_target(dataset, ratio, seed, n):
-  k, mapping = noise_lib.ASYMMETRIC_MAPS[dataset]
+  k, mapping = noise_lib.matrix.ASYMMETRIC_MAPS[dataset]
   clean = np.random.default_rng(seed).integers(0, k, size=n)
   out = noise_lib.corrupt_labels(clean, "asymmetric", ratio, k, seed=seed, dataset=dataset)
   target = np.array([mapping.get(c, c) for c in range(k)])
@@ -225,7 +226,7 @@ def synthetic_source(labels: np.ndarray, num_classes: int):
   images = images.reshape(-1, 2, 2, 1).astype(np.uint8)
   raw = sources.RawDataset(images, labels.astype(np.int64), images[:4], labels[:4].astype(np.int64), num_classes)
   with pytest.MonkeyPatch.context() as patch:
-    patch.setitem(sources._SOURCES, "synthetic", lambda data_dir, dataset_file: raw)  # pylint: disable=protected-access
+    patch.setitem(source_registry._SOURCES, "synthetic", lambda data_dir, dataset_file: raw)  # pylint: disable=protected-access
     yield raw
 
 

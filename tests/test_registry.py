@@ -1,10 +1,10 @@
 """The flag-chosen tables: registration, duplicates and the one-line error for an unknown name."""
 import pytest
 
-from datasets import strong_view
+from core.errors import UserError
+from core.registry import Registry
+from datasets.augment import strong_view
 from ieg import schedules
-from ieg.errors import UserError
-from ieg.registry import Registry
 from methods import absgd, meta, prl, sigua
 
 

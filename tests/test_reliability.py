@@ -1,7 +1,7 @@
 """Runs that die, get preempted, collide, diverge or meet bad files and folders.
 
 The kill/resume test drives `python -m ieg.main` as a subprocess and freezes it at exact points with
-the IEG_TEST_PAUSE_AT hook (ieg/fault_points.py), then kills it there. The other checks call the
+the IEG_TEST_PAUSE_AT hook (ieg/run/fault_points.py), then kills it there. The other checks call the
 command line in-process (no new TensorFlow process): most fail before any training, the NaN and
 full-disk checks train a few steps of a tiny run.
 """
@@ -20,16 +20,16 @@ import pytest
 import tensorflow as tf
 from absl import flags as absl_flags
 
-from ieg import checkpoints
+from core.errors import UserError
 from ieg import experiment
-from ieg import fault_points
-from ieg import guard_callbacks
-from ieg import interrupts
 from ieg import main as ieg_main
-from ieg import run_files
-from ieg import run_lock
 from ieg.config import RunConfig
-from ieg.errors import UserError
+from ieg.run import checkpoints
+from ieg.run import fault_points
+from ieg.run import files as run_files
+from ieg.run import guard_callbacks
+from ieg.run import interrupts
+from ieg.run import lock as run_lock
 from methods.supervised import Supervised
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -190,7 +190,7 @@ def test_lock_refuses_a_live_holder_and_names_it(tmp_path):
 
 def test_lock_of_a_dead_process_is_taken_over(tmp_path, caplog):
   run_dir = str(tmp_path / "run")
-  code = (f"import os, signal; from ieg import run_lock; run_lock.RunLock({run_dir!r}).acquire(); "
+  code = (f"import os, signal; from ieg.run import lock as run_lock; run_lock.RunLock({run_dir!r}).acquire(); "
           "print(os.getpid(), flush=True); os.kill(os.getpid(), signal.SIGKILL)")
   dead = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)
   assert dead.returncode == -signal.SIGKILL, dead.stderr
@@ -382,22 +382,22 @@ def test_probe_ratio_that_leaves_a_class_without_probe_examples(tmp_path, cli):
 
 
 def test_data_file_with_a_wrong_checksum(tmp_path, cli, monkeypatch):
-  from datasets import sources  # pylint: disable=g-import-not-at-top
-  monkeypatch.setattr(sources, "is_online", lambda *a, **k: False)
+  from datasets.sources import archives, standard  # pylint: disable=g-import-not-at-top
+  monkeypatch.setattr(standard, "is_online", lambda *a, **k: False)
   folder = tmp_path / "data" / "mnist"
   folder.mkdir(parents=True)
-  for name in sources.archives.MNIST_IDX_FILES:
+  for name in archives.MNIST_IDX_FILES:
     (folder / name).write_bytes(b"not the official file")
   status, stderr = cli(*command_line(tmp_path / "runs"), "--dataset=mnist_uniform_0.4",
                        f"--data_dir={tmp_path / 'data'}")
-  assert_one_error_line(status, stderr, str(folder / sources.archives.MNIST_IDX_FILES[0]), "checksum mismatch",
+  assert_one_error_line(status, stderr, str(folder / archives.MNIST_IDX_FILES[0]), "checksum mismatch",
                         "download it again")
 
 
 def test_truncated_archive(tmp_path, cli, monkeypatch):
   """A truncated file whose checksum was (wrongly) accepted still fails on reading, by name."""
   import gzip  # pylint: disable=g-import-not-at-top
-  from datasets import archives  # pylint: disable=g-import-not-at-top
+  from datasets.sources import archives  # pylint: disable=g-import-not-at-top
   folder = tmp_path / "data" / "mnist"
   folder.mkdir(parents=True)
   checksums = {}
@@ -415,8 +415,8 @@ def test_truncated_archive(tmp_path, cli, monkeypatch):
 
 
 def test_offline_without_local_data(tmp_path, cli, monkeypatch):
-  from datasets import sources  # pylint: disable=g-import-not-at-top
-  monkeypatch.setattr(sources, "is_online", lambda *a, **k: False)
+  from datasets.sources import standard  # pylint: disable=g-import-not-at-top
+  monkeypatch.setattr(standard, "is_online", lambda *a, **k: False)
   (tmp_path / "empty").mkdir()
   status, stderr = cli(*command_line(tmp_path / "runs"), "--dataset=fashion_mnist_symmetric_0.2",
                        f"--data_dir={tmp_path / 'empty'}")

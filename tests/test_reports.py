@@ -9,14 +9,14 @@ import pytest
 from PIL import Image
 from sklearn import metrics as sk
 
+from core.errors import UserError
 from datasets import noisy as noisy_lib
-from ieg import detection
 from ieg import experiment
-from ieg import reports
-from ieg import run_files
 from ieg.config import RunConfig
-from ieg.errors import UserError
-from tests.toy_models import softmax
+from ieg.reports import detection
+from ieg.reports import writer as reports
+from ieg.run import files as run_files
+from tests.methods.toy_models import softmax
 
 # ----- metrics on fixed scores ----------------------------------------------------------------------
 RNG = np.random.default_rng(7)

@@ -1,0 +1,177 @@
+"""The source registry: `RawDataset`, `register_source` and the loaders behind `--dataset` names.
+
+Each loader is `loader(data_dir, dataset_file) -> RawDataset` with clean (or, for 'custom', as
+given) labels in the source's original order; streamed image-file sources return a
+`datasets.sources.image_files.FileSource` instead. Registering a source
+(`@register_source('name')`) also makes 'name' a valid `--dataset` name.
+
+This module holds only the types and the table; it imports none of the loaders, so every loader
+module can import it. `datasets/sources/__init__.py` imports the loaders, which fills the table.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Callable
+
+import numpy as np
+
+from core.errors import UserError
+
+
+@dataclasses.dataclass
+class RawDataset:
+  x_train: np.ndarray   # uint8 [N, H, W, C] (C=1 for grayscale; always 4-D)
+  y_train: np.ndarray   # int64 [N], clean (or as given) labels
+  x_test: np.ndarray
+  y_test: np.ndarray
+  num_classes: int
+  x_probe: np.ndarray | None = None   # only a 'custom' file may bring a clean probe set
+  y_probe: np.ndarray | None = None
+  class_names: list[str] | None = None
+  # Real (human or web) noisy training labels, when the source brings them next to the clean
+  # ones (CIFAR-N); None for sources whose noise is synthetic.
+  y_train_noisy: np.ndarray | None = None
+  # Text sources: the token of every id. The x arrays then hold int32 token ids [N, L].
+  vocabulary: list[str] | None = None
+
+
+Loader = Callable[[str | None, str | None], RawDataset]
+_SOURCES: dict[str, Loader] = {}
+
+# What a source's loader returns: in-memory images (RawDataset), in-memory token ids
+# (RawDataset with a vocabulary), or image files streamed from disk
+# (`datasets.sources.image_files.FileSource`, loaded with `load_file_source`).
+KIND_IMAGES, KIND_TEXT, KIND_IMAGE_FILES = "images", "text", "image_files"
+SOURCE_KINDS = (KIND_IMAGES, KIND_TEXT, KIND_IMAGE_FILES)
+_KINDS: dict[str, str] = {}
+# Sources whose labels already carry real noise: they take no synthetic noise model.
+_REAL_NOISE: set[str] = set()
+
+
+def register_source(name: str, *, kind: str = KIND_IMAGES, real_noise: bool = False):
+  """Decorator: registers `loader(data_dir, dataset_file) -> RawDataset` under `name`.
+
+  `kind=KIND_IMAGE_FILES` loaders are `loader(data_dir, **options) -> FileSource` instead.
+  `real_noise=True` marks labels that are noisy as given (web or human labels).
+  """
+  if not name or not name.replace("_", "").isalnum() or name != name.lower():
+    raise ValueError(f"bad source name {name!r}: use lower-case letters, digits and '_'")
+  if kind not in SOURCE_KINDS:
+    raise ValueError(f"bad source kind {kind!r}: one of {SOURCE_KINDS}")
+
+  def decorator(loader: Loader) -> Loader:
+    if name in _SOURCES:
+      raise ValueError(f"source {name!r} is already registered")
+    _SOURCES[name] = loader
+    _KINDS[name] = kind
+    if real_noise:
+      _REAL_NOISE.add(name)
+    return loader
+
+  return decorator
+
+
+def source_kind(name: str) -> str:
+  """KIND_IMAGES, KIND_TEXT or KIND_IMAGE_FILES for a registered source."""
+  return _KINDS.get(name, KIND_IMAGES)
+
+
+def has_real_noise(name: str) -> bool:
+  """True when the source's training labels are already noisy (no synthetic noise on top)."""
+  return name in _REAL_NOISE
+
+
+def load_file_source(name: str, data_dir: str | os.PathLike | None, **options):
+  """Loads a KIND_IMAGE_FILES source: file lists and labels, no pixels yet."""
+  if source_kind(name) != KIND_IMAGE_FILES:
+    raise ValueError(f"source {name!r} is not a streamed image-file source")
+  return _SOURCES[name](os.fspath(data_dir) if data_dir is not None else None, **options)
+
+
+def source_names() -> list[str]:
+  """Registered source names, in registration order."""
+  return list(_SOURCES)
+
+
+def load_raw(name: str, data_dir: str | os.PathLike | None,
+             dataset_file: str | os.PathLike | None = None) -> RawDataset:
+  if name not in _SOURCES:
+    raise UserError(
+        f"--dataset: unknown dataset name {name!r}; valid names: {', '.join(source_names())}")
+  data_dir = os.fspath(data_dir) if data_dir is not None else None
+  dataset_file = os.fspath(dataset_file) if dataset_file is not None else None
+  if source_kind(name) == KIND_IMAGE_FILES:
+    raise ValueError(f"source {name!r} streams image files: use load_file_source")
+  raw = _SOURCES[name](data_dir, dataset_file)
+  check_raw(raw, name)
+  return raw
+
+
+def check_raw(raw: RawDataset, where: str) -> None:
+  """Checks the RawDataset contract (dtypes, ranks, lengths, label range); UserError if broken."""
+  splits = [("train", raw.x_train, raw.y_train), ("test", raw.x_test, raw.y_test)]
+  if (raw.x_probe is None) != (raw.y_probe is None):
+    raise UserError(f"{where}: x_probe and y_probe must be given together")
+  if raw.x_probe is not None:
+    splits.append(("probe", raw.x_probe, raw.y_probe))
+  k = raw.num_classes
+  if not isinstance(k, (int, np.integer)) or k < 2:
+    raise UserError(f"{where}: needs at least 2 classes, got num_classes={k!r}")
+  shape = None
+  for split, x, y in splits:
+    if raw.vocabulary is not None:
+      _check_token_ids(x, f"x_{split}", len(raw.vocabulary), where)
+    elif not isinstance(x, np.ndarray) or x.dtype != np.uint8 or x.ndim != 4:
+      raise UserError(f"{where}: x_{split} must be a uint8 array [N, H, W, C], got "
+                      f"{getattr(x, 'dtype', type(x))} {getattr(x, 'shape', '')}")
+    if not isinstance(y, np.ndarray) or y.dtype != np.int64 or y.ndim != 1:
+      raise UserError(f"{where}: y_{split} must be an int64 array [N], got "
+                      f"{getattr(y, 'dtype', type(y))} {getattr(y, 'shape', '')}")
+    if len(x) != len(y):
+      raise UserError(f"{where}: {len(x)} images but {len(y)} labels in the {split} split")
+    if shape is None:
+      shape = x.shape[1:]
+    elif x.shape[1:] != shape:
+      raise UserError(f"{where}: {split} images are {x.shape[1:]} but train images are {shape}")
+    if len(y) and (y.min() < 0 or y.max() >= k):
+      raise UserError(f"{where}: {split} labels must be in [0, {k}), found "
+                      f"{int(y.min())}..{int(y.max())}")
+  if raw.class_names is not None and len(raw.class_names) != k:
+    raise UserError(f"{where}: {len(raw.class_names)} class names for {k} classes")
+  noisy = raw.y_train_noisy
+  if noisy is not None:
+    if not isinstance(noisy, np.ndarray) or noisy.dtype != np.int64 or noisy.shape != raw.y_train.shape:
+      raise UserError(f"{where}: y_train_noisy must be an int64 array like y_train "
+                      f"{raw.y_train.shape}, got {getattr(noisy, 'dtype', type(noisy))} "
+                      f"{getattr(noisy, 'shape', '')}")
+    if len(noisy) and (noisy.min() < 0 or noisy.max() >= k):
+      raise UserError(f"{where}: noisy training labels must be in [0, {k}), found "
+                      f"{int(noisy.min())}..{int(noisy.max())}")
+
+
+def _check_token_ids(x, key: str, vocabulary_size: int, where: str) -> None:
+  if not isinstance(x, np.ndarray) or x.dtype != np.int32 or x.ndim != 2:
+    raise UserError(f"{where}: {key} must be an int32 array of token ids [N, L], got "
+                    f"{getattr(x, 'dtype', type(x))} {getattr(x, 'shape', '')}")
+  if x.size and (x.min() < 0 or x.max() >= vocabulary_size):
+    raise UserError(f"{where}: {key} token ids must be in [0, {vocabulary_size}), found "
+                    f"{int(x.min())}..{int(x.max())}")
+
+
+def raw_dataset(x_train, y_train, x_test, y_test, num_classes, class_names=None) -> RawDataset:
+  """A RawDataset from image and label arrays: uint8 [N, H, W, C] (C=1 added) and int64 [N]."""
+  def images(x):
+    x = np.asarray(x, dtype=np.uint8)
+    return x[..., None] if x.ndim == 3 else x
+
+  return RawDataset(
+      x_train=images(x_train), y_train=np.asarray(y_train, dtype=np.int64).reshape(-1),
+      x_test=images(x_test), y_test=np.asarray(y_test, dtype=np.int64).reshape(-1),
+      num_classes=num_classes, class_names=list(class_names) if class_names else None)
+
+
+def first_line(e: Exception) -> str:
+  """The first line of an exception's message, short enough for a one-line UserError."""
+  text = str(e).strip()
+  return text.splitlines()[0][:300] if text else ""

@@ -1,0 +1,1 @@
+"""Tests of networks/: sizes against hand counts, wiring against numpy, TextCNN against its reference."""

@@ -4,10 +4,11 @@
 Method hyper-parameters live in each method's own `Config` dataclass (see `methods/`).
 """
 import dataclasses
-import math
 import os
+import typing
 from typing import Any
 
+from core import ranges
 from core.errors import UserError
 
 LR_SCHEDULES = ("cosine", "custom_step", "cosine_warmup", "exponential", "cosine_one", "constant",
@@ -15,6 +16,18 @@ LR_SCHEDULES = ("cosine", "custom_step", "cosine_warmup", "exponential", "cosine
 DISTRIBUTION_STRATEGIES = ("mirrored", "one_device", "multi_worker")
 MODES = ("train", "evaluation", "report")
 OPTIMIZERS = ("momentum", "adam")
+_COUNT = ranges.Range(1, 10**12)  # steps and rows: at least one, and a bound far above any real run
+# The allowed range of every numeric RunConfig field (method options declare theirs in their Config).
+RANGES = {
+    "max_iteration": _COUNT, "max_epoch": ranges.Range(1, 10**6), "batch_size": ranges.Range(1, 2**20),
+    "val_batch_size": ranges.Range(1, 2**20), "learning_rate": ranges.positive(1e3),
+    "momentum": ranges.FRACTION_BELOW_ONE, "decay_steps": _COUNT, "decay_rate": ranges.positive(1e3),
+    "warmup_epochs": ranges.Range(0, 10**6), "cos_t_mul": ranges.positive(1e3), "cos_m_mul": ranges.positive(1e3),
+    "weight_decay": ranges.Range(0.0, 1.0), "grad_clip_norm": ranges.positive(), "eval_freq": _COUNT,
+    "restore_step": ranges.Range(0, 10**15), "seed": ranges.Range(0, 2**32 - 1),  # numpy's seed range
+    "probe_dataset_hold_ratio": ranges.FRACTION_BELOW_ONE,
+}
+OPTIONAL = frozenset({"max_epoch", "weight_decay", "grad_clip_norm"})  # None: unset, the default applies
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,25 +78,11 @@ class RunConfig:
     _one_of("lr_schedule", self.lr_schedule, LR_SCHEDULES)
     _one_of("distribution_strategy", self.distribution_strategy, DISTRIBUTION_STRATEGIES)
     _one_of("optimizer", self.optimizer, OPTIMIZERS)
-    for name in ("batch_size", "val_batch_size", "max_iteration", "eval_freq"):
-      _positive(name, getattr(self, name))
-    if self.max_epoch is not None:
-      _positive("max_epoch", self.max_epoch)
-    _positive("learning_rate", self.learning_rate)
-    _in_unit_interval("probe_dataset_hold_ratio", self.probe_dataset_hold_ratio)
-    _in_unit_interval("momentum", self.momentum)
-    if not self.decay_steps or any(s <= 0 for s in self.decay_steps):
-      raise UserError(f"--decay_steps={_csv(self.decay_steps)} is invalid: give positive step counts, e.g. 500 or 40000,60000")
+    if not self.decay_steps:
+      raise UserError("--decay_steps is empty: give positive step counts, e.g. 500 or 40000,60000")
+    self.check_ranges()
     if self.lr_schedule == "custom_step" and list(self.decay_steps) != sorted(self.decay_steps):
       raise UserError(f"--decay_steps={_csv(self.decay_steps)} must be increasing for --lr_schedule=custom_step")
-    if self.weight_decay is not None and not 0 <= self.weight_decay < math.inf:  # NaN fails too
-      raise UserError(f"--weight_decay={self.weight_decay} is invalid: give a value >= 0 (or leave it unset for the network's default)")
-    if self.grad_clip_norm is not None and not 0 < self.grad_clip_norm < math.inf:
-      raise UserError(f"--grad_clip_norm={self.grad_clip_norm} is invalid: give a positive norm or leave it unset")
-    if self.warmup_epochs < 0:
-      raise UserError(f"--warmup_epochs={self.warmup_epochs} is invalid: give 0 or more epochs")
-    if self.restore_step < 0:
-      raise UserError(f"--restore_step={self.restore_step} is invalid: give 0 (latest) or a saved step")
     if self.dataset_file is not None and not os.path.isfile(self.dataset_file):
       raise UserError(f"--dataset_file={self.dataset_file} does not exist: give the path of an .npz file")
     from datasets import spec as spec_lib  # pylint: disable=g-import-not-at-top
@@ -93,6 +92,18 @@ class RunConfig:
     from datasets.augment import strong_view  # pylint: disable=g-import-not-at-top
     _one_of("aug_type", self.aug_type, strong_view.AUG_TYPES)
     return self
+
+  def check_ranges(self) -> None:
+    """Every numeric setting, and every numeric method option, inside its declared range."""
+    for name, allowed in RANGES.items():
+      value = getattr(self, name)
+      for item in (value if isinstance(value, tuple) else (value,)):
+        ranges.check(name, item, allowed, integer=_is_int_field(name), optional=name in OPTIONAL)
+    fields = _method_option_fields()
+    for name, value in self.method_options.items():
+      field, kind = fields.get(name, (None, None))
+      if field is not None and "range" in field.metadata:
+        ranges.check(name, value, field.metadata["range"], integer=kind is int, optional=field.default is None)
 
   @property
   def run_dir(self) -> str:
@@ -112,6 +123,23 @@ def _method_names() -> list[str]:
   return methods.method_names()
 
 
+def _is_int_field(name: str) -> bool:
+  hint = {f.name: f.type for f in dataclasses.fields(RunConfig)}[name]
+  return "int" in str(hint)
+
+
+def _method_option_fields() -> dict[str, tuple[dataclasses.Field, type]]:
+  """(field, its type without None) of every method's Config by name; a shared name is one option."""
+  import methods  # pylint: disable=g-import-not-at-top
+  fields = {}
+  for cls in methods.method_classes().values():
+    hints = typing.get_type_hints(cls.Config)
+    for field in dataclasses.fields(cls.Config):
+      kinds = [t for t in typing.get_args(hints[field.name]) if t is not type(None)] or [hints[field.name]]
+      fields.setdefault(field.name, (field, kinds[0]))
+  return fields
+
+
 def _network_names() -> list[str]:
   import networks  # pylint: disable=g-import-not-at-top
   return networks.network_names()
@@ -126,11 +154,3 @@ def _one_of(flag: str, value: str, valid) -> None:
     raise UserError(f"--{flag}={value} is not known: choose one of {', '.join(valid)}")
 
 
-def _positive(flag: str, value) -> None:
-  if value is None or not 0 < value < math.inf:  # NaN and infinity fail too
-    raise UserError(f"--{flag}={value} is invalid: it must be a positive number")
-
-
-def _in_unit_interval(flag: str, value: float) -> None:
-  if not 0.0 <= value <= 1.0:
-    raise UserError(f"--{flag}={value} is outside [0, 1]: give a fraction such as 0.02")

@@ -23,6 +23,7 @@ import logging
 import keras
 import tensorflow as tf
 
+from core import ranges
 from core.errors import UserError
 from core.registry import Registry
 from methods import register_method
@@ -72,8 +73,10 @@ def normalise_logits(logits: tf.Tensor, tau: float) -> tf.Tensor:
   return logits / tf.norm(logits, axis=-1, keepdims=True) ** tau
 
 
-def _help(text: str, default):
-  return dataclasses.field(default=default, metadata={"help": text})
+def _help(text: str, default, allowed: ranges.Range | None = None):
+  """A Config field with its flag help and, for a number, its allowed range."""
+  metadata = {"help": text} if allowed is None else {"help": text, "range": allowed}
+  return dataclasses.field(default=default, metadata=metadata)
 
 
 # CIFAR settings (methods.md 3.3): 120 epochs of 390 steps, SGD 0.9, step decay x0.1 at epochs 40 and 80
@@ -121,15 +124,15 @@ class ABSGD(Method):
   @dataclasses.dataclass
   class Config:
     lamda: float = _help("ABSGD: temperature of the second stage; negative down-weights high-loss examples "
-                         "(label noise), >= 200 means plain averaging.", 1.0)
-    init_lamda: float = _help("ABSGD: temperature before epoch --lamda_shots (200: plain averaging).", 200.0)
-    lamda_shots: int = _help("ABSGD: 0-based epoch from which --lamda is used.", 80)
-    droGamma: float = _help("ABSGD: weight of the new batch in the moving average u, in (0, 1].", 0.1)
-    abAlpha: float = _help("ABSGD: scale of the batch mean of exp(loss/lambda) in u (> 0).", 0.5)
-    class_tau: float = _help("ABSGD: divide the logits by their L2 norm to this power (0: off).", 0.0)
+                         "(label noise), >= 200 means plain averaging.", 1.0, ranges.FINITE)
+    init_lamda: float = _help("ABSGD: temperature before epoch --lamda_shots (200: plain averaging).", 200.0, ranges.FINITE)
+    lamda_shots: int = _help("ABSGD: 0-based epoch from which --lamda is used.", 80, ranges.at_least(0))
+    droGamma: float = _help("ABSGD: weight of the new batch in the moving average u, in (0, 1].", 0.1, ranges.Range(0.0, 1.0, low_open=True))
+    abAlpha: float = _help("ABSGD: scale of the batch mean of exp(loss/lambda) in u (> 0).", 0.5, ranges.positive())
+    class_tau: float = _help("ABSGD: divide the logits by their L2 norm to this power (0: off).", 0.0, ranges.NON_NEGATIVE)
     absgd_loss: str = _help("ABSGD: per-example base loss: ce, sce (symmetric CE) or tce (truncated Lq).", "ce")
-    sce_alpha: float = _help("ABSGD with --absgd_loss=sce: weight of the cross-entropy term.", 1.0)
-    sce_beta: float = _help("ABSGD with --absgd_loss=sce: weight of the reverse cross-entropy term.", 1.0)
+    sce_alpha: float = _help("ABSGD with --absgd_loss=sce: weight of the cross-entropy term.", 1.0, ranges.NON_NEGATIVE)
+    sce_beta: float = _help("ABSGD with --absgd_loss=sce: weight of the reverse cross-entropy term.", 1.0, ranges.NON_NEGATIVE)
 
   PRESETS = {name: {"method": "absgd", **values} for name, values in _PAPER_PRESETS.items()}
 

@@ -13,6 +13,7 @@ import dataclasses
 
 import tensorflow as tf
 
+from core import ranges
 from core.errors import UserError
 from methods import register_method
 from methods.base import soft_cross_entropy
@@ -109,14 +110,14 @@ class IEG(MetaMethod):
   @dataclasses.dataclass
   class Config(MetaConfig):
     meta_momentum: float = dataclasses.field(
-        default=0.9, metadata={"help": "Momentum mu of IEG's look-ahead: theta' = theta - eta (mu m + g), m the "
+        default=0.9, metadata={"range": ranges.FRACTION_BELOW_ONE, "help": "Momentum mu of IEG's look-ahead: theta' = theta - eta (mu m + g), m the "
                                        "optimizer's accumulator (0 with --optimizer=adam)."})
     ce_factor: float = dataclasses.field(
-        default=5.0, metadata={"help": "IEG: weight p of the MixUp cross-entropy on the noisy (unlabeled) rows; > 0."})
+        default=5.0, metadata={"range": ranges.positive(), "help": "IEG: weight p of the MixUp cross-entropy on the noisy (unlabeled) rows; > 0."})
     consistency_factor: float = dataclasses.field(
-        default=20.0, metadata={"help": "IEG: weight k of the KL consistency between weak and strong views."})
+        default=20.0, metadata={"range": ranges.NON_NEGATIVE, "help": "IEG: weight k of the KL consistency between weak and strong views."})
     grad_eps_init: float = dataclasses.field(
-        default=0.9, metadata={"help": "IEG: initial label-mixing lambda of the meta step and the fixed lambda of "
+        default=0.9, metadata={"range": ranges.FRACTION, "help": "IEG: initial label-mixing lambda of the meta step and the fixed lambda of "
                                        "the weighted loss term."})
 
   def __init__(self, network, context, config=None):

@@ -26,6 +26,7 @@ from typing import Any, Callable
 
 import tensorflow as tf
 
+from core import ranges
 from core.errors import UserError
 from core.registry import Registry
 from methods.base import Method, as_batch, sparse_cross_entropy
@@ -190,7 +191,7 @@ def momentum_terms(optimizer, variables, momentum: float) -> Tensors | None:
 class MetaConfig:
   """Hyper-parameters of the look-ahead, shared by L2R and IEG (original names and defaults)."""
   meta_stepsize: float = dataclasses.field(
-      default=0.1, metadata={"help": "Step size eta of the look-ahead step (constant; not the LR schedule)."})
+      default=0.1, metadata={"range": ranges.positive(), "help": "Step size eta of the look-ahead step (constant; not the LR schedule)."})
   meta_grad: str = dataclasses.field(
       default="jvp", metadata={"help": "Meta-gradient: jvp (forward mode, cheaper) or reverse (nested tapes, "
                                        "as the original); both give the same weights."})

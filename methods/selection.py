@@ -13,18 +13,19 @@ import dataclasses
 import numpy as np
 import tensorflow as tf
 
+from core import ranges
 from core.errors import UserError
 
 
 @dataclasses.dataclass
 class ForgetScheduleConfig:
   """The forget-rate flags shared by the small-loss selection methods (SIGUA, PRL)."""
-  forget_rate: float | None = dataclasses.field(default=None, metadata={"help": (
+  forget_rate: float | None = dataclasses.field(default=None, metadata={"range": ranges.FRACTION_BELOW_ONE, "help": (
       "Fraction of each batch forgotten once the schedule has ramped up (tau / epsilon); default: the "
       "dataset's noise rate.")})
-  num_gradual: int = dataclasses.field(default=10, metadata={"help": (
+  num_gradual: int = dataclasses.field(default=10, metadata={"range": ranges.at_least(0), "help": (
       "Passes over the data during which the forget rate ramps up linearly from 0.")})
-  exponent: float = dataclasses.field(default=1.0, metadata={"help": (
+  exponent: float = dataclasses.field(default=1.0, metadata={"range": ranges.positive(), "help": (
       "The ramp of the co-teaching schedule ends at forget_rate**exponent.")})
 
 

@@ -19,6 +19,7 @@ import dataclasses
 import numpy as np
 import tensorflow as tf
 
+from core import ranges
 from core.errors import UserError
 from core.registry import Registry
 from methods import register_method
@@ -194,14 +195,14 @@ class Sigua(Method):
     sigua_variant: str = dataclasses.field(default="sl", metadata={"help": (
         "sl: official SIGUA_SL (small-loss selection); bc: official SIGUA_BC (backward correction with the "
         "true transition matrix); pytorch: pytorch-SIGUA weighting (both terms over the batch size).")})
-    sigua_rate: float = dataclasses.field(default=0.3, metadata={"help": (
+    sigua_rate: float = dataclasses.field(default=0.3, metadata={"range": ranges.FRACTION, "help": (
         "SIGUA (sl, pytorch): fraction of the forgotten examples, taken just above the cut-off, that get "
         "gradient ascent (pytorch-SIGUA uses 0.5).")})
-    sigua_scale: float = dataclasses.field(default=0.01, metadata={"help": (
+    sigua_scale: float = dataclasses.field(default=0.01, metadata={"range": ranges.NON_NEGATIVE, "help": (
         "SIGUA (sl, bc): weight gamma of the gradient ascent on the bad examples.")})
-    bad_weight: float = dataclasses.field(default=0.001, metadata={"help": (
+    bad_weight: float = dataclasses.field(default=0.001, metadata={"range": ranges.NON_NEGATIVE, "help": (
         "SIGUA (pytorch): weight of the bad examples in (sum(good) - bad_weight * sum(bad)) / B.")})
-    sigua_warm_up: int = dataclasses.field(default=0, metadata={"help": (
+    sigua_warm_up: int = dataclasses.field(default=0, metadata={"range": ranges.at_least(0), "help": (
         "SIGUA (bc): passes over the data with plain backward correction before SIGUA starts.")})
 
   PRESETS = _presets()

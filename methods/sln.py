@@ -29,6 +29,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from core import ranges
 from core.errors import UserError
 from datasets.pipelines import files as pipeline_files
 from datasets.pipelines import images as pipeline
@@ -86,8 +87,10 @@ def _copy(variable, name: str) -> keras.Variable:
   return keras.Variable(tf.identity(variable.value), trainable=False, name=name, aggregation="only_first_replica")
 
 
-def _help(text: str, default):
-  return dataclasses.field(default=default, metadata={"help": text})
+def _help(text: str, default, allowed: ranges.Range | None = None):
+  """A Config field with its flag help and, for a number, its allowed range."""
+  metadata = {"help": text} if allowed is None else {"help": text, "range": allowed}
+  return dataclasses.field(default=default, metadata=metadata)
 
 
 # CIFAR (methods.md 2.4): WRN-28-2, SGD 1e-3 constant, wd 5e-4, 300 epochs, correction from 250.
@@ -123,11 +126,11 @@ class SLN(Method):
   @dataclasses.dataclass
   class Config:
     sigma: float = _help("SLN: standard deviation of the Gaussian noise added to the one-hot targets every step "
-                         "(0: plain cross-entropy).", 0.5)
+                         "(0: plain cross-entropy).", 0.5, ranges.NON_NEGATIVE)
     correction: int = _help("SLN-MO-LC: from this 0-based epoch on, sigma is 0 and the targets are corrected "
-                            "every epoch from the momentum model (<= 0: no correction; needs --use_ema).", -1)
+                            "every epoch from the momentum model (<= 0: no correction; needs --use_ema).", -1, ranges.Range(high=1e6))
     sln_ema_decay: float = _help("SLN-MO: per-step decay of the momentum copy of all weights (incl. BatchNorm "
-                                 "statistics); the copy is used when --use_ema is set.", 0.999)
+                                 "statistics); the copy is used when --use_ema is set.", 0.999, ranges.FRACTION_BELOW_ONE)
     soft_correction: bool = _help("SLN-MO-LC: mix in the momentum model's probabilities (Clothing1M) instead of "
                                   "its one-hot prediction (CIFAR).", False)
     correction_on_augmented: bool = _help("SLN-MO-LC: predict on weakly augmented training images, as the "

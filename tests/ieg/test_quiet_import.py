@@ -7,7 +7,7 @@ import pytest
 
 from ieg import quiet_import
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 ONEDNN = ("I0000 00:00:1796526655.794617    9172 port.cc:153] oneDNN custom operations are on. You may see "
           "slightly different numerical results due to floating-point round-off errors from different computation "
           "orders. To turn them off, set the environment variable `TF_ENABLE_ONEDNN_OPTS=0`.")

@@ -357,6 +357,11 @@ def custom_arrays(num_train=60, classes=3, shape=(8, 8), seed=0):
 
 @pytest.mark.parametrize("change, words", [
     ({"y_train": -(np.arange(60) % 3)}, ["y_train", "negative labels"]),
+    ({"y_train": np.where(np.arange(60) == 5, 2**40, np.arange(60) % 3)}, ["y_train", "1099511627776", "[0, 99999]"]),
+    ({"y_test": np.where(np.arange(12) == 5, 1e300, np.arange(12) % 3)}, ["y_test", "1e+300", "out of range"]),
+    ({"y_train": np.arange(60) % 3 + 0.5}, ["y_train", "non-integer values"]),
+    ({"y_train": (np.arange(60) % 3).astype(str)}, ["y_train", "integer class indices"]),
+    ({"y_train": np.full(60, np.nan)}, ["y_train", "integer class indices"]),
     ({"class_names": np.array(["a", "b"])}, ["2 class_names", "3 classes"]),
     ({"x_test": np.zeros((12, 9, 8), np.uint8)}, ["x_test", "(9, 8, 1)", "(8, 8, 1)"]),
     ({"x_train": np.zeros((0, 8, 8), np.uint8), "y_train": np.zeros(0, np.int64)}, ["x_train", "empty"]),

@@ -116,6 +116,9 @@ def _custom_images(x: np.ndarray, key: str, path: str) -> np.ndarray:
                   "floats in [0, 1] (e.g. x.astype(np.uint8))")
 
 
+MAX_CLASSES = 100_000  # ImageNet-21k has 21,841; a larger index is a mistake, not a class
+
+
 def _custom_labels(y: np.ndarray, key: str, path: str) -> np.ndarray:
   if y.ndim == 2 and y.shape[1] == 1:   # Keras style [N, 1]
     y = y[:, 0]
@@ -129,7 +132,13 @@ def _custom_labels(y: np.ndarray, key: str, path: str) -> np.ndarray:
   else:
     raise UserError(f"--dataset_file: {path}: {key} must hold integer class indices, got "
                     f"{y.dtype}" + (" with non-integer values" if y.dtype.kind == "f" else ""))
+  if y.size == 0:
+    raise UserError(f"--dataset_file: {path}: {key} is empty; give at least one label per class")
   if y.min() < 0:
     raise UserError(f"--dataset_file: {path}: {key} has negative labels (min {y.min()}); "
                     "labels are class indices 0..K-1")
+  if y.max() >= MAX_CLASSES:   # checked before anything is sized by K = max + 1
+    largest = f"{y.max():.0f}" if y.max() < 1e18 else f"{y.max():g}"
+    raise UserError(f"--dataset_file: {path}: {key} has label {largest}, out of range: class indices "
+                    f"must lie in [0, {MAX_CLASSES - 1}] (number the classes 0..K-1)")
   return y.astype(np.int64)

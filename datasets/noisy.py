@@ -16,6 +16,7 @@ from core.errors import UserError
 from datasets import noise as noise_lib
 from datasets import probe as probe_lib
 from datasets import sources
+from datasets import validation as validation_lib
 from datasets.spec import DatasetSpec, parse_dataset_spec
 
 NOISE_FILE_VERSION = 1
@@ -61,6 +62,14 @@ class NoisyDataset(DatasetSizes):
   probe_ratio: float | None = None
   probe_from_file: bool = False        # True when a custom file brought its own clean probe set
   vocabulary: list[str] | None = None  # text data: the token of every id (x arrays hold int32 ids)
+  # --validation_fraction: training rows held out with their noisy labels, to choose the epoch on.
+  x_val: np.ndarray | None = None
+  y_val: np.ndarray | None = None      # int64 [V] noisy labels
+  validation_ids: np.ndarray | None = None  # int64 [V] index in the source's train order
+
+  @property
+  def num_validation(self) -> int:
+    return 0 if self.y_val is None else len(self.y_val)
 
   # What the run needs to know, shared with the streamed `noisy_files.FileNoisyDataset`.
   @property
@@ -166,6 +175,8 @@ class NoisyDataset(DatasetSizes):
         seed=np.int64(-1 if self.seed is None else self.seed),
         probe_ratio=np.float64(np.nan if self.probe_ratio is None else self.probe_ratio),
         probe_from_file=np.bool_(self.probe_from_file),
+        validation_ids=(self.validation_ids if self.validation_ids is not None else unknown).astype(np.int64),
+        validation_labels=(self.y_val if self.y_val is not None else unknown).astype(np.int64),
     )
     path = os.fspath(path)
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
@@ -220,8 +231,9 @@ def confusion_matrix(clean: np.ndarray, noisy: np.ndarray, num_classes: int) -> 
 
 
 def build_noisy_dataset(spec: DatasetSpec, *, data_dir: str | None, probe_ratio: float, seed: int,
-                        dataset_file: str | None = None) -> NoisyDataset:
-  """Loads `spec.name`, holds out the clean probe set, then corrupts the remaining train labels."""
+                        dataset_file: str | None = None, validation_fraction: float = 0.0) -> NoisyDataset:
+  """Loads `spec.name`, holds out the clean probe set, corrupts the remaining train labels, then
+  holds out `validation_fraction` of the noisy rows (class-balanced) as the validation set."""
   if isinstance(spec, str):
     spec = parse_dataset_spec(spec)
   noise_lib.stream_seed(seed, 0)   # validates --seed early
@@ -259,7 +271,16 @@ def build_noisy_dataset(spec: DatasetSpec, *, data_dir: str | None, probe_ratio:
     y_train, y_clean = noisy.labels, given
     corrupted, transition = noisy.corrupted, noisy.transition
 
+  validation, keep = validation_lib.split_validation(y_train, k, validation_fraction, seed)
+  held_out = {}
+  if len(validation):
+    held_out = dict(x_val=x_train[validation], y_val=y_train[validation].astype(np.int64),
+                    validation_ids=train_ids[validation])
+    x_train, y_train, train_ids = x_train[keep], y_train[keep], train_ids[keep]
+    y_clean = None if y_clean is None else y_clean[keep]
+    corrupted = None if corrupted is None else corrupted[keep]
   return NoisyDataset(
+      **held_out,
       spec=spec, num_classes=k, image_shape=tuple(int(s) for s in raw.x_train.shape[1:]),
       x_train=x_train, y_train=y_train, y_train_clean=y_clean,
       corrupted=corrupted, train_ids=train_ids, transition=transition,

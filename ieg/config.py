@@ -25,7 +25,7 @@ RANGES = {
     "warmup_epochs": ranges.Range(0, 10**6), "cos_t_mul": ranges.positive(1e3), "cos_m_mul": ranges.positive(1e3),
     "weight_decay": ranges.Range(0.0, 1.0), "grad_clip_norm": ranges.positive(), "eval_freq": _COUNT,
     "restore_step": ranges.Range(0, 10**15), "seed": ranges.Range(0, 2**32 - 1),  # numpy's seed range
-    "probe_dataset_hold_ratio": ranges.FRACTION_BELOW_ONE,
+    "probe_dataset_hold_ratio": ranges.FRACTION_BELOW_ONE, "validation_fraction": ranges.Range(0.0, 0.5),
 }
 OPTIONAL = frozenset({"max_epoch", "weight_decay", "grad_clip_norm"})  # None: unset, the default applies
 
@@ -58,6 +58,7 @@ class RunConfig:
   seed: int = 12345
   use_ema: bool = True
   probe_dataset_hold_ratio: float = 0.02
+  validation_fraction: float = 0.0
   aug_type: str = "autoaug"
   data_dir: str | None = None
   dataset_file: str | None = None

@@ -62,11 +62,15 @@ def set_determinism(config: RunConfig) -> None:
 def load_data(config: RunConfig) -> noisy_lib.NoisyDataset:
   spec = spec_lib.parse_dataset_spec(config.dataset)
   if sources.source_kind(spec.name) == sources.KIND_IMAGE_FILES:   # too large for memory: streamed
+    if config.validation_fraction:
+      raise UserError(f"--validation_fraction={config.validation_fraction:g} is not available for the streamed "
+                      f"image-file dataset {spec.name} yet: set 0")
     return noisy_files.build_file_dataset(
         spec, data_dir=config.data_dir, probe_ratio=config.probe_dataset_hold_ratio, seed=config.seed,
         use_imagenet_as_eval=config.use_imagenet_as_eval)
   return noisy_lib.build_noisy_dataset(spec, data_dir=config.data_dir, probe_ratio=config.probe_dataset_hold_ratio,
-                                       seed=config.seed, dataset_file=config.dataset_file)
+                                       seed=config.seed, dataset_file=config.dataset_file,
+                                       validation_fraction=config.validation_fraction)
 
 
 def method_config(config: RunConfig, method_cls):
@@ -137,7 +141,8 @@ def prepare_run_dir(run: Run) -> None:
   resolved = {**config.to_json(), "num_replicas": run.strategy.num_replicas_in_sync, "global_batch": run.global_batch,
               "steps_per_epoch": run.steps_per_epoch, "max_iteration_resolved": run.max_iteration,
               "weight_decay_resolved": run.model.context.weight_decay, "num_classes": data.num_classes,
-              "num_train": data.num_train, "num_probe": data.num_probe, "num_test": data.num_test}
+              "num_train": data.num_train, "num_probe": data.num_probe, "num_test": data.num_test,
+              "num_validation": getattr(data, "num_validation", 0)}
   run_files.write_json_atomic(os.path.join(config.run_dir, run_files.FLAGS_FILE), resolved)
 
 
@@ -150,6 +155,12 @@ def train_dataset(run: Run, start_step: int) -> tf.data.Dataset:
 
 def eval_dataset(run: Run) -> tf.data.Dataset:
   return run_inputs.eval_dataset(run.data, run.config.val_batch_size * run.strategy.num_replicas_in_sync)
+
+
+def validation_dataset(run: Run) -> tf.data.Dataset:
+  """The held-out validation rows with their noisy labels, through the test pipeline."""
+  held_out = dataclasses.replace(run.data, x_test=run.data.x_val, y_test=run.data.y_val)
+  return run_inputs.eval_dataset(held_out, run.config.val_batch_size * run.strategy.num_replicas_in_sync)
 
 
 def check_network_fits_data(config: RunConfig, data, method_cls) -> None:
@@ -220,6 +231,8 @@ def train(run: Run) -> dict:
         *([guard_callbacks.PausePoints()] if fault_points.active() else []),
         *model.training_callbacks(run.data),  # the method's own first: they prepare state for the next step
         callbacks_lib.StopAtStep(run.max_iteration),
+        *([callbacks_lib.EvaluateValidation(lambda: validation_dataset(run))]
+          if getattr(run.data, "num_validation", 0) else []),  # before anything records or saves
         guard_callbacks.StopOnNonFiniteLoss(run.store),  # before anything of a bad step is saved
         callbacks_lib.WriteSummaries(config.run_dir, model.SCALAR_TAGS, run.steps_per_epoch),
         callbacks_lib.RecordResults(config.run_dir, run.steps_per_epoch),

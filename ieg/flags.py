@@ -50,6 +50,9 @@ def define_flags() -> None:
   flags.DEFINE_bool("use_ema", d.use_ema, "Evaluate with the exponential moving average of the weights.")
   flags.DEFINE_float("probe_dataset_hold_ratio", d.probe_dataset_hold_ratio,
                      "Fraction of the training set held out as the clean, class-balanced probe set.")
+  flags.DEFINE_float("validation_fraction", d.validation_fraction,
+                     "Fraction of the noisy training set held out (class-balanced, noisy labels) to choose the "
+                     "epoch on; results.json's `selected` then reports the test top-1 there. 0: the paper protocols.")
   flags.DEFINE_string("aug_type", d.aug_type, "Strong view of IEG: autoaug, randaug, randaug_per_image or none.")
   flags.DEFINE_string("data_dir", None, "Data folder: local archives in <data_dir>/<name>/, and the TFDS data dir.")
   flags.DEFINE_string("dataset_file", None, "Your own data (.npz with x_train, y_train, x_test, y_test).")

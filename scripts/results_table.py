@@ -3,7 +3,9 @@ r"""Markdown tables of finished runs, read from each run's results.json and flag
   python scripts/results_table.py --manifest=fanout/manifest.tsv --output=fanout/results.md
   python scripts/results_table.py --runs=/data/sweep/runs          # every run directory below
 
-The first table has one row per run (final and best test top-1, top-5, step, exit status); the
+The first table has one row per run (final test top-1; the test top-1 at the step chosen on the
+held-out validation set when the run had `--validation_fraction`; the best test top-1 over the
+evaluations, which picks the epoch on the test set and so flatters; top-5, step, exit status); the
 second averages the final top-1 over the seeds of each (dataset, method, network) setting.
 `--manifest` is the file scripts/fanout.sh writes: name, exit code, seconds, device, checkpoint
 path and flags of every run, tab-separated.
@@ -56,7 +58,8 @@ def describe(directory: str, name: str = "", status: str = "") -> dict:
   return {"name": name or os.path.relpath(directory), "dataset": flags.get("dataset", "?"),
           "method": flags.get("method", "?"), "network": flags.get("network_name", "?"), "seed": flags.get("seed", "?"),
           "step": results.get("step"), "top1": results.get("top1"), "top5": results.get("top5"),
-          "best_top1": max((h["top1"] for h in history), default=None), "status": status, "directory": directory}
+          "best_top1": max((h["top1"] for h in history), default=None),
+          "selected_top1": (results.get("selected") or {}).get("top1"), "status": status, "directory": directory}
 
 
 def rows_from_manifest(path: str) -> list[dict]:
@@ -74,6 +77,7 @@ def rows_from_manifest(path: str) -> list[dict]:
         rows.append({"name": name, "dataset": values.get("dataset", values.get("preset", "?")),
                      "method": values.get("method", "?"), "network": values.get("network_name", "?"),
                      "seed": values.get("seed", "?"), "step": None, "top1": None, "top5": None, "best_top1": None,
+                     "selected_top1": None,
                      "status": status, "directory": checkpoint_path})
       for directory in directories:
         rows.append({**describe(directory, name, status), "seconds": seconds})
@@ -85,11 +89,13 @@ def _percent(value) -> str:
 
 
 def per_run_table(rows: list[dict]) -> str:
-  lines = ["| run | dataset | method | network | seed | step | top-1 % | best top-1 % | top-5 % | status |",
-           "|---|---|---|---|---|---|---|---|---|---|"]
+  lines = ["| run | dataset | method | network | seed | step | top-1 % | top-1 % at validation's choice | "
+           "best top-1 % (chosen on test) | top-5 % | status |",
+           "|---|---|---|---|---|---|---|---|---|---|---|"]
   for r in rows:
     lines.append(f"| {r['name']} | {r['dataset']} | {r['method']} | {r['network']} | {r['seed']} | "
-                 f"{r['step'] if r['step'] is not None else '-'} | {_percent(r['top1'])} | {_percent(r['best_top1'])} | "
+                 f"{r['step'] if r['step'] is not None else '-'} | {_percent(r['top1'])} | "
+                 f"{_percent(r.get('selected_top1'))} | {_percent(r['best_top1'])} | "
                  f"{_percent(r['top5'])} | {r['status']} |")
   return "\n".join(lines)
 

@@ -141,3 +141,26 @@ def test_evaluation_without_checkpoint_exits_1(tmp_path):
                    "--probe_dataset_hold_ratio=0", "--mode=evaluation", f"--checkpoint_path={tmp_path}")
   assert result.returncode == 1, result.stderr
   assert "no checkpoint found" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_select_on_validation_takes_the_best_validation_epoch_and_reports_its_test_top1():
+  history = [{"step": 10, "top1": 0.90, "validation_top1": 0.50}, {"step": 20, "top1": 0.70, "validation_top1": 0.60},
+             {"step": 30, "top1": 0.95, "validation_top1": 0.60}]
+  selected = run_files.select_on_validation(history)
+  assert (selected["step"], selected["top1"]) == (20, 0.70)  # the earliest of the tied best, not the test's best
+  assert run_files.select_on_validation([{"step": 10, "top1": 0.9}]) is None  # no validation: no choice
+
+
+def test_a_validation_holdout_chooses_the_epoch_in_results(tmp_path):
+  config = tiny_digits_config(tmp_path, validation_fraction=0.1, max_iteration=40, eval_freq=20)
+  results = experiment.run(config)
+  history = results["history"]
+  assert [h["step"] for h in history] == [20, 40]
+  assert all(0.0 <= h["validation_top1"] <= 1.0 for h in history)
+  best = max(history, key=lambda h: (h["validation_top1"], -h["step"]))
+  assert results["selected"] == {"by": "validation_top1", "step": best["step"], "epoch": best["epoch"],
+                                 "validation_top1": best["validation_top1"], "top1": best["top1"],
+                                 "top5": best["top5"]}
+  saved = run_files.read_json(os.path.join(config.run_dir, run_files.FLAGS_FILE))
+  assert saved["validation_fraction"] == 0.1 and saved["num_validation"] > 0
+  assert saved["num_train"] + saved["num_validation"] == 1437  # scikit-learn digits' training rows here

@@ -8,7 +8,12 @@ import tensorflow as tf
 from ieg.run import files as run_files
 
 # Evaluation logs ("val_" + test_step key) -> the original TensorBoard tags.
-EVAL_TAGS = {"val_top1": "acc/eval", "val_top5": "acc/top5_eval", "val_loss": "loss/eval"}
+EVAL_TAGS = {"val_top1": "acc/eval", "val_top5": "acc/top5_eval", "val_loss": "loss/eval",
+             "validation_top1": "acc/validation", "validation_loss": "loss/validation"}
+
+
+def _is_evaluation(key: str) -> bool:
+  return key.startswith("val_") or key.startswith("validation_")
 
 
 def current_step(model) -> int:
@@ -59,16 +64,37 @@ class WriteSummaries(keras.callbacks.Callback):
     logs = logs or {}
     with self.train_writer.as_default(step=step):
       for key, value in logs.items():
-        if not key.startswith("val_"):
+        if not _is_evaluation(key):
           tf.summary.scalar(self.tags.get(key, key), value)
       tf.summary.scalar("learningrate", current_learning_rate(self.model))
       tf.summary.scalar("epoch", step / max(self.steps_per_epoch, 1))
     with self.eval_writer.as_default(step=step):
       for key, value in logs.items():
-        if key.startswith("val_"):
+        if _is_evaluation(key):
           tf.summary.scalar(EVAL_TAGS.get(key, key), value)
     self.train_writer.flush()
     self.eval_writer.flush()
+
+
+class EvaluateValidation(keras.callbacks.Callback):
+  """After every evaluation: top-1 and loss on the held-out validation rows, as `validation_*` logs.
+
+  Put it before the callbacks that record or save: they see the validation numbers in `logs`.
+  """
+
+  def __init__(self, make_dataset):
+    super().__init__()
+    self.make_dataset = make_dataset
+    self.dataset = None
+
+  def on_epoch_end(self, epoch, logs=None):
+    if logs is None:
+      return
+    if self.dataset is None:
+      self.dataset = self.make_dataset()
+    results = self.model.evaluate(self.dataset, verbose=0, return_dict=True)
+    logs["validation_top1"] = float(results["top1"])
+    logs["validation_loss"] = float(results["loss"])
 
 
 class RecordResults(keras.callbacks.Callback):
@@ -86,7 +112,9 @@ class RecordResults(keras.callbacks.Callback):
     record = {"step": step, "epoch": step / max(self.steps_per_epoch, 1),
               "top1": logs.get("val_top1"), "top5": logs.get("val_top5"), "eval_loss": logs.get("val_loss"),
               "learning_rate": current_learning_rate(self.model)}
-    record.update({f"train_{k}": v for k, v in logs.items() if not k.startswith("val_")})
+    record.update({k: logs[k] for k in ("validation_top1", "validation_loss") if k in logs})
+    record.update({f"train_{k}": v for k, v in logs.items()
+                   if not k.startswith("val_") and not k.startswith("validation_")})
     # A method's own evaluation metrics (SLN's network without the momentum copy, PRL's peer network).
     record.update({f"eval_{k[4:]}": v for k, v in logs.items()
                    if k.startswith("val_") and k not in ("val_top1", "val_top5", "val_loss")})

@@ -46,8 +46,24 @@ def record_result(run_dir: str, record: dict[str, Any]) -> dict[str, Any]:
   history = [h for h in history if h.get("step") != record["step"]] + [record]
   history.sort(key=lambda h: h["step"])
   payload = {**record, "history": history}
+  selected = select_on_validation(history)
+  if selected is not None:
+    payload["selected"] = selected
   write_json_atomic(path, payload)
   return payload
+
+
+def select_on_validation(history: list[dict[str, Any]]) -> dict[str, Any] | None:
+  """The evaluation with the highest validation top-1 (the earliest on ties) and its test top-1.
+
+  None when the run holds out no validation set: the test history alone must not choose an epoch.
+  """
+  scored = [h for h in history if h.get("validation_top1") is not None]
+  if not scored:
+    return None
+  best = max(scored, key=lambda h: (h["validation_top1"], -h["step"]))
+  return {"by": "validation_top1", "step": best["step"], "epoch": best.get("epoch"),
+          "validation_top1": best["validation_top1"], "top1": best.get("top1"), "top5": best.get("top5")}
 
 
 def _jsonable(value):

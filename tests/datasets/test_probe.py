@@ -105,3 +105,41 @@ def test_property_disjoint_and_balanced(k, per_class, ratio, seed):
   m = probe_size(n, ratio) // k
   assert len(probe) == m * k
   np.testing.assert_array_equal(labels[probe], np.tile(np.arange(k), m))
+
+
+# ----- the validation holdout (--validation_fraction) ---------------------------------------------
+
+def test_validation_split_is_class_balanced_disjoint_and_seeded():
+  from datasets.validation import split_validation  # pylint: disable=g-import-not-at-top
+  labels = labels_with_counts([300, 200, 101])
+  validation, train = split_validation(labels, 3, 0.1, seed=4)
+  assert np.bincount(labels[validation], minlength=3).tolist() == [30, 20, 10]  # round(0.1 * 101) = 10
+  assert not set(validation) & set(train) and len(validation) + len(train) == len(labels)
+  assert np.all(np.diff(train) > 0) and np.all(np.diff(validation) > 0)
+  again, _ = split_validation(labels, 3, 0.1, seed=4)
+  other, _ = split_validation(labels, 3, 0.1, seed=5)
+  np.testing.assert_array_equal(validation, again)
+  assert not np.array_equal(validation, other)
+  none, everything = split_validation(labels, 3, 0.0, seed=4)
+  assert len(none) == 0 and np.array_equal(everything, np.arange(len(labels)))
+
+
+def test_validation_split_never_empties_a_class():
+  from datasets.validation import split_validation  # pylint: disable=g-import-not-at-top
+  with pytest.raises(UserError, match="--validation_fraction=0.9 would leave class 1 with no training example"):
+    split_validation(np.array([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]), 2, 0.9, seed=0)
+
+
+def test_validation_rows_keep_their_noisy_labels_and_the_rest_is_unchanged():
+  from datasets import noisy  # pylint: disable=g-import-not-at-top
+  plain = noisy.build_noisy_dataset("digits_uniform_0.4", data_dir=None, probe_ratio=0.0, seed=2)
+  held = noisy.build_noisy_dataset("digits_uniform_0.4", data_dir=None, probe_ratio=0.0, seed=2,
+                                   validation_fraction=0.2)
+  by_id = dict(zip(plain.train_ids.tolist(), plain.y_train.tolist()))
+  assert held.num_validation + held.num_train == plain.num_train
+  assert abs(held.num_validation - 0.2 * plain.num_train) <= 10
+  assert [by_id[i] for i in held.train_ids.tolist()] == held.y_train.tolist()  # noise as without the holdout
+  assert [by_id[i] for i in held.validation_ids.tolist()] == held.y_val.tolist()  # noisy, not clean, labels
+  assert not set(held.train_ids.tolist()) & set(held.validation_ids.tolist())
+  counts = np.bincount(held.y_val, minlength=10) / np.bincount(plain.y_train, minlength=10)
+  assert np.all(np.abs(counts - 0.2) < 0.02)  # balanced over the noisy classes

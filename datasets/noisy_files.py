@@ -35,7 +35,8 @@ class FileNoisyDataset(noisy_lib.DatasetSizes):
   test: image_files.ImageFiles
   y_test: np.ndarray
   class_names: list[str] | None = None
-  val: image_files.ImageFiles | None = None
+  # A labelled split apart from the test set (Clothing1M's clean validation list): the epoch is chosen on it.
+  validation: image_files.ImageFiles | None = None
   seed: int | None = None
   probe_ratio: float | None = None
   probe_from_file: bool = False
@@ -54,6 +55,22 @@ class FileNoisyDataset(noisy_lib.DatasetSizes):
   save_noise_file = noisy_lib.NoisyDataset.save_noise_file
   realised_noise_rate = noisy_lib.NoisyDataset.realised_noise_rate
   _class_label = noisy_lib.NoisyDataset._class_label  # pylint: disable=protected-access
+
+  @property
+  def y_val(self) -> np.ndarray | None:
+    return None if self.validation is None else self.validation.labels
+
+  @property
+  def validation_ids(self) -> np.ndarray | None:
+    return None if self.validation is None else np.arange(len(self.validation), dtype=np.int64)
+
+  @property
+  def num_validation(self) -> int:
+    return 0 if self.validation is None else len(self.validation)
+
+  def validation_as_test(self) -> FileNoisyDataset:
+    """This dataset with the validation split in the test split's place, for the test pipeline."""
+    return dataclasses.replace(self, test=self.validation, y_test=self.validation.labels)
 
   @property
   def examples_per_epoch(self) -> int:
@@ -92,7 +109,9 @@ def build_file_dataset(spec: DatasetSpec | str, *, data_dir: str | None, probe_r
       spec=spec, num_classes=k, image_shape=(size, size, 3), train=source.train,
       y_train=source.train.labels, train_ids=np.arange(len(source.train), dtype=np.int64),
       probe=probe, y_probe=y_probe, probe_ids=probe_ids, test=source.test, y_test=source.test.labels,
-      class_names=source.class_names, val=source.val, seed=int(seed),
+      class_names=source.class_names, seed=int(seed),
+      # WebVision's validation split is its test split: choosing the epoch on it would be choosing on the test.
+      validation=source.val if source.val is not None and source.val is not source.test else None,
       probe_ratio=None if from_file else float(probe_ratio),
       probe_from_file=from_file, train_view=source.train_view,
       examples_per_class_per_epoch=source.examples_per_class_per_epoch)

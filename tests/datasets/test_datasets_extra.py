@@ -371,9 +371,11 @@ def test_webvision_official_layout(webvision_dir):
   assert data.class_names == SYNSETS[:50]
   assert data.probe_from_file and data.num_probe == 5 and list(data.y_probe) == [0, 1, 2, 3, 4]
   assert data.y_train_clean is None and "clean training labels unknown" in data.noise_report()
+  assert data.num_validation == 0   # its validation split is the test split: never chosen on
   imagenet = noisy_files.build_file_dataset("webvisionmini", data_dir=str(webvision_dir), probe_ratio=0.0,
                                             seed=0, use_imagenet_as_eval=True)
   assert imagenet.num_probe == 0 and list(imagenet.y_test) == [0, 4]   # synset 59 is not among the 50
+  np.testing.assert_array_equal(imagenet.y_val, [3, 0, 1])   # with ImageNet as the test, WebVision val selects
 
 
 def test_webvision_file_pipeline(webvision_dir, monkeypatch):
@@ -474,7 +476,9 @@ def test_clothing1m_official_files(clothing_dir):
   data = noisy_files.build_file_dataset("clothing1m", data_dir=str(data_dir), probe_ratio=0.0, seed=0)
   np.testing.assert_array_equal(data.y_train, [noisy_labels[k] for k in keys[:40]])
   assert [p.endswith(k) for p, k in zip(data.train.paths, keys[:40])] == [True] * 40
-  np.testing.assert_array_equal(data.val.labels, [clean_labels[k] for k in keys[50:55]])
+  np.testing.assert_array_equal(data.y_val, [clean_labels[k] for k in keys[50:55]])
+  assert data.num_validation == 5
+  np.testing.assert_array_equal(data.validation_as_test().y_test, data.y_val)
   np.testing.assert_array_equal(data.y_test, [clean_labels[k] for k in keys[55:60]])
   assert data.class_names[0] == "T-Shirt" and data.num_classes == 14 and data.examples_per_epoch == 40
   balanced = noisy_files.build_file_dataset("clothing1m_balanced", data_dir=str(data_dir), probe_ratio=0.7,
@@ -513,6 +517,26 @@ def test_balanced_resampling_per_epoch():
 
 
 @pytest.mark.slow
+def test_a_clothing1m_run_chooses_its_epoch_on_the_clean_validation_split(clothing_dir, tmp_path, monkeypatch):
+  from ieg import experiment  # pylint: disable=g-import-not-at-top
+  from ieg.config import RunConfig  # pylint: disable=g-import-not-at-top
+
+  monkeypatch.setattr(clothing1m, "IMAGE_SIZE", 32)
+  data_dir = clothing_dir[0]
+  config = RunConfig(dataset="clothing1m", method="supervised", network_name="resnet29", data_dir=str(data_dir),
+                     batch_size=4, val_batch_size=4, max_iteration=4, eval_freq=2, learning_rate=0.01,
+                     lr_schedule="constant", probe_dataset_hold_ratio=0.0, use_ema=False,
+                     checkpoint_path=str(tmp_path), seed=1, distribution_strategy="one_device")
+  experiment.run(config)
+  saved = json.load(open(os.path.join(config.run_dir, "results.json")))
+  history = saved["history"]
+  assert len(history) == 2 and all("validation_top1" in h for h in history)
+  chosen = max(history, key=lambda h: h["validation_top1"])
+  assert saved["selected"]["step"] == chosen["step"] and saved["selected"]["top1"] == chosen["top1"]
+  flags = json.load(open(os.path.join(config.run_dir, "flags.json")))
+  assert flags["num_validation"] == 5
+
+
 def test_a_short_webvision_run_streams_files_through_the_experiment(webvision_dir, tmp_path, monkeypatch):
   from ieg import experiment  # pylint: disable=g-import-not-at-top
   from ieg.config import RunConfig  # pylint: disable=g-import-not-at-top

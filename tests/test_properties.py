@@ -76,7 +76,7 @@ def field_choices(tmp_file: str) -> dict[str, tuple]:
       "batch_size": (st.integers(1, 512), st.integers(-2, 0)),
       "val_batch_size": (st.integers(1, 512), st.integers(-2, 0)),
       "learning_rate": (st.floats(1e-6, 10.0), NOT_POSITIVE),
-      "momentum": (st.floats(0.0, 1.0), st.sampled_from([-0.1, 1.01, math.nan, math.inf])),
+      "momentum": (st.floats(0.0, 1.0, exclude_max=True), st.sampled_from([-0.1, 1.0, 1.01, math.nan, math.inf])),
       "optimizer": (st.sampled_from(config_lib.OPTIMIZERS), st.just("sgdw")),
       "lr_schedule": (st.sampled_from(config_lib.LR_SCHEDULES), st.just("linear")),
       "decay_steps": (st.lists(st.integers(1, 10**5), min_size=1, max_size=3).map(sorted),
@@ -87,7 +87,7 @@ def field_choices(tmp_file: str) -> dict[str, tuple]:
       "warmup_epochs": (st.integers(0, 5), st.integers(-3, -1)),
       "eval_freq": (st.integers(1, 1000), st.integers(-2, 0)),
       "restore_step": (st.integers(0, 10**5), st.integers(-3, -1)),
-      "probe_dataset_hold_ratio": (st.floats(0.0, 1.0), st.sampled_from([-0.1, 1.5, math.nan])),
+      "probe_dataset_hold_ratio": (st.floats(0.0, 1.0, exclude_max=True), st.sampled_from([-0.1, 1.0, 1.5, math.nan])),
       "aug_type": (st.sampled_from(list(strong_view.AUG_TYPES)), st.just("magic")),
       "dataset_file": (st.sampled_from([None, tmp_file]), st.just(tmp_file + ".missing")),
       "distribution_strategy": (st.sampled_from(config_lib.DISTRIBUTION_STRATEGIES), st.just("tpu")),
@@ -120,8 +120,8 @@ def invalid_settings(c: RunConfig) -> set[str]:
       ("max_iteration", c.max_iteration > 0), ("eval_freq", c.eval_freq > 0),
       ("max_epoch", c.max_epoch is None or c.max_epoch > 0),
       ("learning_rate", finite(c.learning_rate) and c.learning_rate > 0),
-      ("momentum", 0.0 <= c.momentum <= 1.0),
-      ("probe_dataset_hold_ratio", 0.0 <= c.probe_dataset_hold_ratio <= 1.0),
+      ("momentum", 0.0 <= c.momentum < 1.0),  # 1 never decays: documented [0, 1)
+      ("probe_dataset_hold_ratio", 0.0 <= c.probe_dataset_hold_ratio < 1.0),  # 1 leaves no training set
       ("decay_steps", bool(c.decay_steps) and min(c.decay_steps) > 0
        and (c.lr_schedule != "custom_step" or list(c.decay_steps) == sorted(c.decay_steps))),
       ("weight_decay", c.weight_decay is None or (finite(c.weight_decay) and c.weight_decay >= 0)),

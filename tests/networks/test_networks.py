@@ -398,4 +398,4 @@ def test_torch_style_layers_use_pytorch_default_init():
   for values in (dense.kernel, dense.bias):
     values = np.abs(keras.ops.convert_to_numpy(values))
     bound = 1.0 / np.sqrt(9216)  # U(+-1/sqrt(fan_in)) for weights and biases alike
-    assert values.max() <= bound and values.max() > 0.95 * bound
+    assert values.max() <= np.float32(bound) and values.max() > 0.95 * bound

@@ -193,3 +193,89 @@ def test_curves_skip_missing_values_and_show_method_metrics():
   assert set(plots) == {"accuracy", "loss", "learning_rate", "train_metrics"}
   assert all(png.startswith(b"\x89PNG") for png in plots.values())
   assert reports.curve_plots([]) == {}
+
+
+# ----- confident learning: label issues and the noise estimate ------------------------------------
+
+def _confident_joint_by_loop(labels, probs):
+  """Confident learning written out example by example, as the paper states it."""
+  k = probs.shape[1]
+  thresholds = [np.mean([probs[i, j] for i in range(len(labels)) if labels[i] == j]) for j in range(k)]
+  counts = np.zeros((k, k))
+  for i, given in enumerate(labels):
+    candidates = [j for j in range(k) if probs[i, j] >= thresholds[j]]
+    if candidates:
+      counts[given, max(candidates, key=lambda j: probs[i, j])] += 1
+  per_label = np.bincount(labels, minlength=k)
+  calibrated = np.array([counts[i] / counts[i].sum() * per_label[i] if counts[i].sum() else counts[i]
+                         for i in range(k)])
+  return calibrated / calibrated.sum()
+
+
+def _noisy_predictions(n=600, k=4, noise=0.25, seed=0):
+  """Labels with a known fraction flipped and probabilities that mostly know the true class."""
+  rng = np.random.default_rng(seed)
+  true = rng.integers(0, k, n)
+  flip = rng.random(n) < noise
+  given = np.where(flip, (true + rng.integers(1, k, n)) % k, true)
+  logits = rng.normal(0, 1, (n, k)) + 3.0 * np.eye(k)[true]
+  probs = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+  return true, given, probs, flip
+
+
+def test_confident_joint_matches_a_per_example_loop():
+  from ieg.reports import label_issues  # pylint: disable=g-import-not-at-top
+  _, given, probs, _ = _noisy_predictions()
+  estimate = label_issues.estimate_noise(given, probs)
+  np.testing.assert_allclose(estimate.joint, _confident_joint_by_loop(given, probs), atol=1e-12)
+  assert estimate.joint.sum() == pytest.approx(1.0)
+  np.testing.assert_allclose(estimate.transition.sum(axis=1), 1.0)
+
+
+def test_noise_estimate_and_flags_find_the_flipped_labels():
+  from ieg.reports import label_issues  # pylint: disable=g-import-not-at-top
+  _, given, probs, flip = _noisy_predictions(n=2000, noise=0.25)
+  issues = label_issues.find_label_issues(given, probs)
+  assert abs(issues.estimate.noise_rate - flip.mean()) < 0.05  # estimated, not told
+  assert issues.is_issue.sum() == round(issues.estimate.noise_rate * len(given))
+  precision = (issues.is_issue & flip).sum() / issues.is_issue.sum()
+  recall = (issues.is_issue & flip).sum() / flip.sum()
+  assert precision > 0.8 and recall > 0.8, (precision, recall)
+  order_scores = 1.0 - issues.self_confidence[issues.order]
+  assert np.all(np.diff(order_scores) <= 0)  # most suspicious first
+
+
+def test_label_issues_csv_names_classes_and_sorts_by_suspicion(tmp_path):
+  import csv  # pylint: disable=g-import-not-at-top
+  from ieg.reports import label_issues  # pylint: disable=g-import-not-at-top
+  given = np.array([0, 1, 1, 0])
+  probs = np.array([[0.9, 0.1], [0.8, 0.2], [0.1, 0.9], [0.6, 0.4]])
+  issues = label_issues.find_label_issues(given, probs)
+  path = str(tmp_path / "issues.csv")
+  label_issues.write_issues_csv(path, issues, given, ids=np.array([10, 11, 12, 13]), class_names=["cat", "dog"])
+  with open(path, encoding="utf-8") as f:
+    rows = list(csv.DictReader(f))
+  assert [r["index"] for r in rows] == ["11", "13", "10", "12"]
+  assert rows[0] == {"index": "11", "given_label": "dog", "suggested_label": "cat", "is_label_issue": str(
+      bool(issues.is_issue[1])), "score": "0.800000", "scored": "in_sample"}
+
+
+def test_every_run_writes_its_in_sample_label_issues_and_noise_estimate(trained):
+  from ieg.reports import label_issues  # pylint: disable=g-import-not-at-top
+  config, run = trained
+  directory = os.path.join(config.run_dir, "detection")
+  with open(os.path.join(directory, label_issues.ISSUES_FILE), newline="", encoding="utf-8") as f:
+    rows = list(csv.DictReader(f))
+  assert len(rows) == run.data.num_train and {r["scored"] for r in rows} == {"in_sample"}
+  assert sorted(int(r["index"]) for r in rows) == sorted(run.data.train_ids.tolist())
+  by_id = dict(zip(run.data.train_ids.tolist(), run.data.y_train.tolist()))
+  assert all(int(r["given_label"]) == by_id[int(r["index"])] for r in rows)
+  probs = np.load(os.path.join(directory, label_issues.PROBS_FILE))
+  assert probs.shape == (run.data.num_train, 10) and np.allclose(probs.sum(axis=1), 1.0, atol=1e-5)
+  estimate = json.load(open(os.path.join(directory, label_issues.ESTIMATE_FILE), encoding="utf-8"))
+  assert 0.0 <= estimate["estimated_noise_rate"] <= 1.0
+  assert estimate["num_flagged"] == sum(r["is_label_issue"] == "True" for r in rows)
+  assert estimate["num_flagged"] == round(estimate["estimated_noise_rate"] * run.data.num_train)
+  assert estimate["true_noise_rate"] == pytest.approx(run.data.corrupted.mean())
+  reference = label_issues.find_label_issues(run.data.y_train, probs)  # the same numbers from the saved probs
+  assert reference.estimate.noise_rate == pytest.approx(estimate["estimated_noise_rate"])

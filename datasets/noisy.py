@@ -71,6 +71,13 @@ class NoisyDataset(DatasetSizes):
   def num_validation(self) -> int:
     return 0 if self.y_val is None else len(self.y_val)
 
+  def training_subset(self, rows: np.ndarray) -> NoisyDataset:
+    """This dataset with only the training rows `rows` (a cross-validation fold's training part)."""
+    pick = lambda values: None if values is None else values[rows]  # noqa: E731
+    return dataclasses.replace(self, x_train=self.x_train[rows], y_train=self.y_train[rows],
+                               y_train_clean=pick(self.y_train_clean), corrupted=pick(self.corrupted),
+                               train_ids=self.train_ids[rows])
+
   def validation_as_test(self) -> NoisyDataset:
     """This dataset with the validation rows in the test rows' place, for the test pipeline."""
     return dataclasses.replace(self, x_test=self.x_val, y_test=self.y_val)

@@ -14,7 +14,7 @@ from core.errors import UserError
 LR_SCHEDULES = ("cosine", "custom_step", "cosine_warmup", "exponential", "cosine_one", "constant",
                 "coteaching_linear")
 DISTRIBUTION_STRATEGIES = ("mirrored", "one_device", "multi_worker")
-MODES = ("train", "evaluation", "report")
+MODES = ("train", "evaluation", "report", "find_issues")
 OPTIMIZERS = ("momentum", "adam")
 _COUNT = ranges.Range(1, 10**12)  # steps and rows: at least one, and a bound far above any real run
 # The allowed range of every numeric RunConfig field (method options declare theirs in their Config).
@@ -26,6 +26,7 @@ RANGES = {
     "weight_decay": ranges.Range(0.0, 1.0), "grad_clip_norm": ranges.positive(), "eval_freq": _COUNT,
     "restore_step": ranges.Range(0, 10**15), "seed": ranges.Range(0, 2**32 - 1),  # numpy's seed range
     "probe_dataset_hold_ratio": ranges.FRACTION_BELOW_ONE, "validation_fraction": ranges.Range(0.0, 0.5),
+    "cross_val_folds": ranges.Range(2, 50),
 }
 OPTIONAL = frozenset({"max_epoch", "weight_decay", "grad_clip_norm"})  # None: unset, the default applies
 
@@ -59,6 +60,7 @@ class RunConfig:
   use_ema: bool = True
   probe_dataset_hold_ratio: float = 0.02
   validation_fraction: float = 0.0
+  cross_val_folds: int = 5   # --mode=find_issues: folds, each scored by a model trained on the others
   aug_type: str = "autoaug"
   data_dir: str | None = None
   dataset_file: str | None = None

@@ -23,6 +23,7 @@ from datasets import noisy_files
 from datasets import sources
 from datasets import spec as spec_lib
 from datasets.pipelines import run_inputs
+from ieg import cross_validation
 from ieg import optimizers
 from ieg import schedules
 from ieg import strategy as strategy_lib
@@ -293,7 +294,19 @@ def _latest_results(run_dir: str) -> dict:
   return run_files.read_json(path) if os.path.exists(path) else {}
 
 
-MODES = {"train": train, "evaluation": evaluate, "report": reports.report_from_checkpoint}
+def find_issues(run: Run) -> dict:
+  """K-fold out-of-sample label issues; each fold is an ordinary training run below the run directory."""
+  prepare_run_dir(run)
+  return cross_validation.find_issues(run, lambda config, data: _trained(build(config, data)))
+
+
+def _trained(run: Run) -> Run:
+  train(run)
+  return run
+
+
+MODES = {"train": train, "evaluation": evaluate, "report": reports.report_from_checkpoint,
+         "find_issues": find_issues}
 
 
 def _run_lock(config: RunConfig):

@@ -26,7 +26,8 @@ def define_flags() -> None:
                       "cifar10_asymmetric_0.4, digits_uniform_0.4; <name> alone or <name>_none keeps the labels.")
   flags.DEFINE_string("method", d.method, "Training method: " + ", ".join(methods.method_names()))
   flags.DEFINE_string("network_name", d.network_name, "Network, e.g. wrn28-10, resnet29, resnet32, cnn9, mnist_cnn.")
-  flags.DEFINE_string("mode", d.mode, "train, evaluation or report.")
+  flags.DEFINE_string("mode", d.mode, "train, evaluation, report or find_issues (K-fold out-of-sample label "
+                      "issues in <run>/detection/).")
   flags.DEFINE_integer("max_iteration", d.max_iteration, "Training steps (ignored when --max_epoch is set).")
   flags.DEFINE_integer("max_epoch", None, "If set, train for this many passes over the noisy training set.")
   flags.DEFINE_integer("batch_size", d.batch_size, "Batch size per replica (global = per replica x replicas).")
@@ -53,6 +54,8 @@ def define_flags() -> None:
   flags.DEFINE_float("validation_fraction", d.validation_fraction,
                      "Fraction of the noisy training set held out (class-balanced, noisy labels) to choose the "
                      "epoch on; results.json's `selected` then reports the test top-1 there. 0: the paper protocols.")
+  flags.DEFINE_integer("cross_val_folds", d.cross_val_folds,
+                       "--mode=find_issues: folds; each fold's model trains on the others with the usual budget.")
   flags.DEFINE_string("aug_type", d.aug_type, "Strong view of IEG: autoaug, randaug, randaug_per_image or none.")
   flags.DEFINE_string("data_dir", None, "Data folder: local archives in <data_dir>/<name>/, and the TFDS data dir.")
   flags.DEFINE_string("dataset_file", None, "Your own data (.npz with x_train, y_train, x_test, y_test).")

@@ -27,11 +27,11 @@ from core.errors import UserError
 from datasets import noisy as noisy_lib
 from datasets.pipelines import images as pipeline
 from ieg.reports import detection
-from ieg.reports import label_issues
+from ieg.reports import issue_files
 from ieg.run import files as run_files
 
 PLOTS_DIR = "plots"
-DETECTION_DIR = "detection"
+DETECTION_DIR = issue_files.DETECTION_DIR
 TENSORBOARD_DIR = "report"
 SCORES_CSV = "scores.csv"
 SCORES_NPZ = "scores.npz"
@@ -238,28 +238,6 @@ def training_probabilities(model, data, batch_size: int) -> np.ndarray | None:
   return np.concatenate([predict(batch["image"]).numpy() for batch in dataset]).astype(np.float32)
 
 
-def write_label_issues(run_dir: str, probs: np.ndarray, data, noise: dict, step: int) -> dict[str, Any]:
-  """detection/label_issues.csv, pred_probs.npy and noise_estimate.json from in-sample probabilities."""
-  directory = os.path.join(run_dir, DETECTION_DIR)
-  os.makedirs(directory, exist_ok=True)
-  given = np.asarray(data.y_train)
-  issues = label_issues.find_label_issues(given, probs)
-  label_issues.write_issues_csv(os.path.join(directory, label_issues.ISSUES_FILE), issues, given,
-                                ids=getattr(data, "train_ids", None), class_names=getattr(data, "class_names", None))
-  np.save(os.path.join(directory, label_issues.PROBS_FILE), probs)
-  estimate = {"step": step, "scored": "in_sample", "num_examples": int(len(given)),
-              "estimated_noise_rate": issues.estimate.noise_rate, "num_flagged": int(issues.is_issue.sum()),
-              "joint": issues.estimate.joint.tolist(), "transition_given_by_true": issues.estimate.transition.tolist()}
-  corrupted = noise.get("corrupted")
-  if corrupted is not None and len(corrupted) == len(given):  # synthetic noise: how good the flags are
-    corrupted = np.asarray(corrupted, bool)
-    precision, recall, f1 = detection.precision_recall_f1(issues.is_issue, corrupted)
-    estimate.update({"true_noise_rate": float(corrupted.mean()), "precision": precision, "recall": recall, "f1": f1,
-                     "auroc": detection.auroc(1.0 - issues.self_confidence, corrupted)})
-  run_files.write_json_atomic(os.path.join(directory, label_issues.ESTIMATE_FILE), estimate)
-  return estimate
-
-
 def suspicious_ends(model, names) -> dict[str, str]:
   known = getattr(model, "SCORE_SUSPICIOUS_END", {})
   missing = [n for n in names if n not in known]
@@ -361,7 +339,7 @@ def write_full_report(run_dir: str, model, data, batch_size: int, step: int, sco
     document = write_detection_report(run_dir, scores, suspicious_ends(model, scores), noise, step)
     probs = training_probabilities(model, data, batch_size)
     if probs is not None:
-      document["label_issues"] = write_label_issues(run_dir, probs, data, noise, step)
+      document["label_issues"] = issue_files.write_label_issues(run_dir, probs, data, noise, step)
   corrupted = None if noise.get("corrupted") is None else np.asarray(noise["corrupted"], bool)
   plots = {**curve_plots(read_history(run_dir)),
            "transition": transition_plot(noise.get("transition"), noise.get("clean_labels"), noise["noisy_labels"],

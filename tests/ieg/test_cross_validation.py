@@ -1,0 +1,92 @@
+"""--mode=find_issues: stratified folds, out-of-sample probabilities from the fold models, the label-issue files."""
+import csv
+import json
+import os
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from core.errors import UserError
+from datasets import folds as folds_lib
+from datasets import noisy as noisy_lib
+from ieg import cross_validation
+from ieg import experiment
+from ieg.config import RunConfig
+from ieg.reports import label_issues
+from ieg.reports import writer as reports
+from ieg.run import files as run_files
+
+
+def test_folds_partition_every_class_evenly_and_follow_the_seed():
+  labels = np.random.default_rng(0).integers(0, 7, size=503)
+  folds = folds_lib.assign_folds(labels, 5, seed=3)
+  assert folds.shape == labels.shape and set(folds) == set(range(5))
+  assert np.ptp(np.bincount(folds)) <= 1   # fold sizes differ by at most one
+  for c in range(7):
+    per_fold = np.bincount(folds[labels == c], minlength=5)
+    assert np.ptp(per_fold) <= 1           # each class is dealt evenly
+  np.testing.assert_array_equal(folds, folds_lib.assign_folds(labels, 5, seed=3))
+  assert not np.array_equal(folds, folds_lib.assign_folds(labels, 5, seed=4))
+
+
+def test_too_few_examples_for_the_folds_is_one_line():
+  with pytest.raises(UserError, match=r"--cross_val_folds=5 needs at least 10 training examples"):
+    folds_lib.assign_folds(np.zeros(9, np.int64), 5, seed=0)
+
+
+def search_config(root, **overrides):
+  settings = dict(dataset="digits_uniform_0.4", method="supervised", network_name="mnist_cnn", mode="find_issues",
+                  cross_val_folds=3, batch_size=32, val_batch_size=256, max_iteration=120, eval_freq=120,
+                  learning_rate=0.05, lr_schedule="constant", probe_dataset_hold_ratio=0.0, checkpoint_path=str(root),
+                  seed=2, distribution_strategy="one_device")
+  return RunConfig(**{**settings, **overrides})
+
+
+@pytest.fixture(scope="module")
+def searched(tmp_path_factory):
+  config = search_config(tmp_path_factory.mktemp("find_issues"))
+  return config, experiment.run(config)
+
+
+def test_each_row_is_scored_by_the_fold_model_that_never_saw_it(searched):
+  config, _ = searched
+  data = experiment.load_data(config)
+  probs = np.load(os.path.join(config.run_dir, "detection", label_issues.PROBS_FILE))
+  assert probs.shape == (data.num_train, data.num_classes)
+  np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)
+  folds = folds_lib.assign_folds(data.y_train, 3, config.seed)
+  for fold in range(3):
+    fold_run_dir = cross_validation.fold_config(config, fold).run_dir
+    saved = noisy_lib.load_noise_file(os.path.join(fold_run_dir, run_files.NOISE_FILE))
+    np.testing.assert_array_equal(saved["train_ids"], data.train_ids[folds != fold])   # trained without the fold
+  # Reference for fold 2: its checkpoint restored afresh, then its softmax over the held-out rows.
+  held_out = np.flatnonzero(folds == 1)
+  fold_run = experiment.build(cross_validation.fold_config(config, 1), data.training_subset(np.flatnonzero(folds != 1)))
+  fold_run.store.restore(0, require=True)
+  reference = reports.training_probabilities(fold_run.model, data.training_subset(held_out), 256)
+  np.testing.assert_allclose(probs[held_out], reference, atol=1e-5)
+
+
+def test_the_flags_find_the_flipped_digits(searched):
+  config, estimate = searched
+  assert estimate["scored"] == "out_of_sample" and estimate["folds"] == 3
+  assert 0.25 < estimate["estimated_noise_rate"] < 0.5   # the realised rate is 0.36
+  assert estimate["precision"] > 0.8 and estimate["recall"] > 0.7, estimate
+  with open(os.path.join(config.run_dir, "detection", label_issues.ISSUES_FILE), newline="", encoding="utf-8") as f:
+    rows = list(csv.DictReader(f))
+  assert {r["scored"] for r in rows} == {"out_of_sample"} and len(rows) == estimate["num_examples"]
+  assert sum(r["is_label_issue"] == "True" for r in rows) == estimate["num_flagged"]
+  with Image.open(os.path.join(config.run_dir, "detection", "label_issues.png")) as image:
+    image.verify()
+    assert image.format == "PNG"
+  flags = json.load(open(os.path.join(config.run_dir, run_files.FLAGS_FILE), encoding="utf-8"))
+  assert flags["mode"] == "find_issues" and flags["cross_val_folds"] == 3
+
+
+def test_a_rerun_reuses_the_trained_folds(searched):
+  config, _ = searched
+  before = np.load(os.path.join(config.run_dir, "detection", label_issues.PROBS_FILE))
+  again = experiment.run(config)
+  np.testing.assert_allclose(np.load(os.path.join(config.run_dir, "detection", label_issues.PROBS_FILE)), before)
+  assert again["num_flagged"] > 0

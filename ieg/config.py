@@ -16,6 +16,9 @@ LR_SCHEDULES = ("cosine", "custom_step", "cosine_warmup", "exponential", "cosine
 DISTRIBUTION_STRATEGIES = ("mirrored", "one_device", "multi_worker")
 MODES = ("train", "evaluation", "report", "find_issues")
 OPTIMIZERS = ("momentum", "adam")
+TRANSITIONS = ("known", "estimate")  # --transition: the synthetic noise's own matrix, or find_issues' estimate
+ESTIMATE = "estimate"  # the value of an estimable method option (forget_rate) that reads find_issues' estimate
+FIND_ISSUES_DIR = "find_issues"  # below the training run directory: --mode=find_issues' folds and results
 _COUNT = ranges.Range(1, 10**12)  # steps and rows: at least one, and a bound far above any real run
 # The allowed range of every numeric RunConfig field (method options declare theirs in their Config).
 RANGES = {
@@ -60,6 +63,7 @@ class RunConfig:
   use_ema: bool = True
   probe_dataset_hold_ratio: float = 0.02
   validation_fraction: float = 0.0
+  transition: str = "known"
   cross_val_folds: int = 5   # --mode=find_issues: folds, each scored by a model trained on the others
   aug_type: str = "autoaug"
   data_dir: str | None = None
@@ -81,6 +85,10 @@ class RunConfig:
     _one_of("lr_schedule", self.lr_schedule, LR_SCHEDULES)
     _one_of("distribution_strategy", self.distribution_strategy, DISTRIBUTION_STRATEGIES)
     _one_of("optimizer", self.optimizer, OPTIMIZERS)
+    _one_of("transition", self.transition, TRANSITIONS)
+    if self.mode == "find_issues" and self.uses_noise_estimate:
+      raise UserError("--mode=find_issues makes the noise estimate that 'estimate' reads: give numbers (or the "
+                      "defaults) for this search, then train with 'estimate'")
     if not self.decay_steps:
       raise UserError("--decay_steps is empty: give positive step counts, e.g. 500 or 40000,60000")
     self.check_ranges()
@@ -105,14 +113,32 @@ class RunConfig:
     fields = _method_option_fields()
     for name, value in self.method_options.items():
       field, kind = fields.get(name, (None, None))
+      if field is not None and field.metadata.get("estimable") and value == ESTIMATE:
+        continue
       if field is not None and "range" in field.metadata:
         ranges.check(name, value, field.metadata["range"], integer=kind is int, optional=field.default is None)
 
   @property
-  def run_dir(self) -> str:
+  def training_run_dir(self) -> str:
     """`<checkpoint_path>/<dataset>_p<probe ratio>/<network_name>/<method>`, as the original nests it."""
     return os.path.join(self.checkpoint_path, f"{self.dataset}_p{self.probe_dataset_hold_ratio}",
                         self.network_name, self.method)
+
+  @property
+  def run_dir(self) -> str:
+    """The training run directory; --mode=find_issues works in its `find_issues/` sub-directory."""
+    if self.mode == "find_issues":
+      return os.path.join(self.training_run_dir, FIND_ISSUES_DIR)
+    return self.training_run_dir
+
+  @property
+  def noise_estimate_path(self) -> str:
+    """Where --mode=find_issues with these settings writes its noise estimate (read by the `estimate` options)."""
+    return os.path.join(self.training_run_dir, FIND_ISSUES_DIR, "detection", "noise_estimate.json")
+
+  @property
+  def uses_noise_estimate(self) -> bool:
+    return self.transition == ESTIMATE or ESTIMATE in self.method_options.values()
 
   def to_json(self) -> dict[str, Any]:
     return dataclasses.asdict(self)

@@ -27,7 +27,9 @@ from ieg import cross_validation
 from ieg import optimizers
 from ieg import schedules
 from ieg import strategy as strategy_lib
+from ieg import config as config_lib
 from ieg.config import RunConfig
+from ieg.reports import issue_files
 from ieg.reports import writer as reports
 from ieg.run import callbacks as callbacks_lib
 from ieg.run import checkpoints
@@ -76,9 +78,28 @@ def load_data(config: RunConfig) -> noisy_lib.NoisyDataset:
 
 
 def method_config(config: RunConfig, method_cls):
-  """The method's hyper-parameters: its Config defaults overridden by `config.method_options`."""
+  """The method's hyper-parameters: its Config defaults overridden by `config.method_options`.
+
+  An option set to 'estimate' is left unset here: it then follows the noise rate in the context,
+  which `noise_knowledge` has set to the estimate.
+  """
   names = {f.name for f in dataclasses.fields(method_cls.Config)}
-  return method_cls.Config(**{k: v for k, v in config.method_options.items() if k in names})
+  return method_cls.Config(**{k: (None if v == config_lib.ESTIMATE else v)
+                              for k, v in config.method_options.items() if k in names})
+
+
+def noise_knowledge(config: RunConfig, data) -> tuple[float, np.ndarray | None]:
+  """(noise rate, transition T[true, noisy]) the methods may use: the synthetic noise's nominal ones, or
+  --mode=find_issues' estimates where --transition=estimate / an option set to 'estimate' asks for them."""
+  rate, transition = data.spec.ratio, data.transition
+  if config.uses_noise_estimate:
+    estimated_rate, estimated_transition = issue_files.read_noise_estimate(config.noise_estimate_path,
+                                                                           data.num_classes)
+    if config_lib.ESTIMATE in config.method_options.values():
+      rate = estimated_rate
+    if config.transition == config_lib.ESTIMATE:
+      transition = estimated_transition
+  return rate, transition
 
 
 def build(config: RunConfig, data: noisy_lib.NoisyDataset | None = None) -> Run:
@@ -95,6 +116,7 @@ def build(config: RunConfig, data: noisy_lib.NoisyDataset | None = None) -> Run:
   if method_cls.needs_probe and data.num_probe == 0:
     raise UserError(f"--method={config.method} needs a clean probe set: set --probe_dataset_hold_ratio > 0 "
                     "(e.g. 0.02) or give x_probe/y_probe in --dataset_file")
+  noise_rate, transition = noise_knowledge(config, data)
   weight_decay = (networks.default_weight_decay(config.network_name)
                   if config.weight_decay is None else config.weight_decay)
 
@@ -105,7 +127,7 @@ def build(config: RunConfig, data: noisy_lib.NoisyDataset | None = None) -> Run:
     context = TrainingContext(
         num_classes=data.num_classes, steps_per_epoch=steps_per_epoch, num_train_examples=data.num_train,
         weight_decay=weight_decay, use_ema=config.use_ema, grad_clip_norm=config.grad_clip_norm, seed=config.seed,
-        noise_ratio=data.spec.ratio, transition=data.transition, make_network=make_network,
+        noise_ratio=noise_rate, transition=transition, make_network=make_network,
         corrupted=data.corrupted)
     model = method_cls(make_network(), context, method_config(config, method_cls))
     schedule = schedules.make_schedule(config, steps_per_epoch, max_iteration)
@@ -144,7 +166,8 @@ def prepare_run_dir(run: Run) -> None:
               "steps_per_epoch": run.steps_per_epoch, "max_iteration_resolved": run.max_iteration,
               "weight_decay_resolved": run.model.context.weight_decay, "num_classes": data.num_classes,
               "num_train": data.num_train, "num_probe": data.num_probe, "num_test": data.num_test,
-              "num_validation": getattr(data, "num_validation", 0)}
+              "num_validation": data.num_validation, "noise_ratio_resolved": run.model.context.noise_ratio,
+              **({"noise_estimate_file": config.noise_estimate_path} if config.uses_noise_estimate else {})}
   run_files.write_json_atomic(os.path.join(config.run_dir, run_files.FLAGS_FILE), resolved)
 
 

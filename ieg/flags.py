@@ -54,6 +54,8 @@ def define_flags() -> None:
   flags.DEFINE_float("validation_fraction", d.validation_fraction,
                      "Fraction of the noisy training set held out (class-balanced, noisy labels) to choose the "
                      "epoch on; results.json's `selected` then reports the test top-1 there. 0: the paper protocols.")
+  flags.DEFINE_string("transition", d.transition, "The noise transition matrix of the methods that use one: "
+                      "known (the synthetic noise's own) or estimate (the one --mode=find_issues estimated).")
   flags.DEFINE_integer("cross_val_folds", d.cross_val_folds,
                        "--mode=find_issues: folds; each fold's model trains on the others with the usual budget.")
   flags.DEFINE_string("aug_type", d.aug_type, "Strong view of IEG: autoaug, randaug, randaug_per_image or none.")
@@ -100,7 +102,24 @@ def _define_method_flags() -> None:
   for name, field in method_option_fields().items():
     kind = _base_type(field.type)
     help_text = field.metadata.get("help", f"Option of the {name} method.")
+    if field.metadata.get("estimable"):  # a number or the word 'estimate'
+      flags.DEFINE_string(name, None if field.default is None else str(field.default), help_text)
+      continue
     _DEFINERS[kind](name, field.default, help_text)
+
+
+def _method_option_value(name: str, field: dataclasses.Field, value):
+  """An estimable option's text as its number (or 'estimate'); other options as parsed."""
+  if not field.metadata.get("estimable") or value is None or not isinstance(value, str):
+    return value
+  if value == config_lib.ESTIMATE:
+    return value
+  try:
+    return float(value)
+  except ValueError:
+    from core.errors import UserError  # pylint: disable=g-import-not-at-top
+    raise UserError(f"--{name}={value} is not a number: give e.g. 0.2, or '{config_lib.ESTIMATE}' to use the noise "
+                    "rate --mode=find_issues estimated") from None
 
 
 def _flag_value(name: str, preset: dict):
@@ -141,5 +160,6 @@ def read_config() -> config_lib.RunConfig:
   except ValueError:
     from core.errors import UserError  # pylint: disable=g-import-not-at-top
     raise UserError(f"--decay_steps={FLAGS.decay_steps} is invalid: give integers, e.g. 500 or 40000,60000")
-  options = {name: network_defaults.get(name, _flag_value(name, preset)) for name in method_option_fields()}
+  options = {name: _method_option_value(name, field, network_defaults.get(name, _flag_value(name, preset)))
+             for name, field in method_option_fields().items()}
   return config_lib.RunConfig(**values, method_options=options)

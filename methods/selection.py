@@ -20,9 +20,10 @@ from core.errors import UserError
 @dataclasses.dataclass
 class ForgetScheduleConfig:
   """The forget-rate flags shared by the small-loss selection methods (SIGUA, PRL)."""
-  forget_rate: float | None = dataclasses.field(default=None, metadata={"range": ranges.FRACTION_BELOW_ONE, "help": (
-      "Fraction of each batch forgotten once the schedule has ramped up (tau / epsilon); default: the "
-      "dataset's noise rate.")})
+  forget_rate: float | None = dataclasses.field(default=None, metadata={
+      "range": ranges.FRACTION_BELOW_ONE, "estimable": True, "help": (
+          "Fraction of each batch forgotten once the schedule has ramped up (tau / epsilon); default: the "
+          "dataset's nominal noise rate; 'estimate': the noise rate --mode=find_issues estimated.")})
   num_gradual: int = dataclasses.field(default=10, metadata={"range": ranges.at_least(0), "help": (
       "Passes over the data during which the forget rate ramps up linearly from 0.")})
   exponent: float = dataclasses.field(default=1.0, metadata={"range": ranges.positive(), "help": (

@@ -78,3 +78,21 @@ def suspicious_grid(images: np.ndarray, given: np.ndarray, issues: label_issues.
   buffer = io.BytesIO()
   figure.savefig(buffer, format="png")
   return buffer.getvalue()
+
+
+def read_noise_estimate(path: str, num_classes: int) -> tuple[float, np.ndarray]:
+  """(estimated noise rate, transition [K, K] T[true, given]) from a noise_estimate.json of --mode=find_issues."""
+  from core.errors import UserError  # pylint: disable=g-import-not-at-top
+  if not os.path.isfile(path):
+    raise UserError(f"no noise estimate at {path}: run --mode=find_issues with the same --dataset, --network_name, "
+                    "--method and --checkpoint_path first, or give the number instead of 'estimate'")
+  try:
+    document = run_files.read_json(path)
+    rate = float(document["estimated_noise_rate"])
+    transition = np.asarray(document["transition_given_by_true"], np.float64)
+  except (OSError, ValueError, KeyError, TypeError) as e:
+    raise UserError(f"{path} is not a readable noise estimate ({type(e).__name__}): rerun --mode=find_issues") from e
+  if transition.shape != (num_classes, num_classes) or not 0.0 <= rate < 1.0:
+    raise UserError(f"{path} holds an estimate for other data ({transition.shape[0]} classes, rate {rate:g}): "
+                    "rerun --mode=find_issues with these settings")
+  return rate, transition

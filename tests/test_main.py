@@ -38,6 +38,9 @@ def tiny_digits_config(tmp_path, **overrides):
     ("--seed=-1", "--seed=-1 is out of range: use an integer in [0, 4294967295]"),
     ("--seed=99999999999", "--seed=99999999999 is out of range"),
     ("--probe_dataset_hold_ratio=1.7", "--probe_dataset_hold_ratio=1.7 is out of range"),
+    ("--forget_rate=lots", "--forget_rate=lots is not a number"),
+    ("--forget_rate=1.5", "--forget_rate=1.5 is out of range"),
+    ("--cross_val_folds=1", "--cross_val_folds=1 is out of range"),
 ])
 def test_bad_flags_exit_2_with_one_line(flag, message):
   result = run_cli("--method=supervised", flag, "--checkpoint_path=/nonexistent/never_written")

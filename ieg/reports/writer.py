@@ -245,7 +245,8 @@ def write_label_issues(run_dir: str, probs: np.ndarray, data, noise: dict, step:
   given = np.asarray(data.y_train)
   issues = label_issues.find_label_issues(given, probs)
   label_issues.write_issues_csv(os.path.join(directory, label_issues.ISSUES_FILE), issues, given,
-                                ids=getattr(data, "train_ids", None), class_names=getattr(data, "class_names", None))
+                                ids=getattr(data, "train_ids", None), class_names=getattr(data, "class_names", None),
+                                paths=getattr(data, "source_paths", None))
   np.save(os.path.join(directory, label_issues.PROBS_FILE), probs)
   estimate = {"step": step, "scored": "in_sample", "num_examples": int(len(given)),
               "estimated_noise_rate": issues.estimate.noise_rate, "num_flagged": int(issues.is_issue.sum()),

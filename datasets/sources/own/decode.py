@@ -58,7 +58,12 @@ def _decode_all(paths: list[str]) -> dict[int, np.ndarray]:
   import tensorflow as tf  # pylint: disable=g-import-not-at-top  (slow; only image sources need it)
 
   def decode(index, path):
-    image = tf.io.decode_image(tf.io.read_file(path), channels=0, expand_animations=False)
+    contents = tf.io.read_file(path)
+    # JPEG with the accurate integer IDCT (libjpeg's default, as other decoders read it); TF's
+    # default fast IDCT is off by a few levels. PNG, BMP, GIF (first frame): decode_image.
+    image = tf.cond(tf.io.is_jpeg(contents),
+                    lambda: tf.io.decode_jpeg(contents, channels=0, dct_method="INTEGER_ACCURATE"),
+                    lambda: tf.io.decode_image(contents, channels=0, expand_animations=False))
     return index, image
 
   dataset = tf.data.Dataset.from_tensor_slices((np.arange(len(paths), dtype=np.int64), list(paths)))

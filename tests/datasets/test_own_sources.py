@@ -113,6 +113,19 @@ def test_extensions_in_any_case_other_files_ignored(tmp_path):
                                 pil_reference(tmp_path / "train" / "cat" / "old.bmp", colour=True))
 
 
+def test_alpha_is_dropped_and_gif_reads_its_first_frame(tmp_path):
+  from datasets.sources.own import decode  # pylint: disable=g-import-not-at-top
+  rgba = np.random.default_rng(0).integers(0, 256, (8, 8, 4), dtype=np.uint8)
+  files = [tmp_path / "rgba.png", tmp_path / "grey_alpha.png", tmp_path / "palette.gif"]
+  Image.fromarray(rgba, "RGBA").save(files[0])
+  Image.fromarray(rgba[..., :2], "LA").save(files[1])
+  Image.fromarray(rgba[..., :3]).convert("P").save(files[2])
+  out = decode.decode_files([str(f) for f in files], image_size=0, skip_bad=False, where="test")
+  assert out.images.shape == (3, 8, 8, 3)
+  for image, path in zip(out.images, files):
+    np.testing.assert_array_equal(image, pil_reference(path, colour=True), err_msg=str(path))
+
+
 def test_test_fraction_is_class_balanced_seeded_and_disjoint(tmp_path):
   make_folder(tmp_path, per_class=10, colour_classes=(), jpg_classes=())
 

@@ -60,12 +60,15 @@ class NoisyDataset(DatasetSizes):
   class_names: list[str] | None = None
   seed: int | None = None
   probe_ratio: float | None = None
-  probe_from_file: bool = False        # True when a custom file brought its own clean probe set
+  probe_from_file: bool = False        # True when the user's data brought its own clean probe set
   vocabulary: list[str] | None = None  # text data: the token of every id (x arrays hold int32 ids)
   # --validation_fraction: training rows held out with their noisy labels, to choose the epoch on.
   x_val: np.ndarray | None = None
   y_val: np.ndarray | None = None      # int64 [V] noisy labels
   validation_ids: np.ndarray | None = None  # int64 [V] index in the source's train order
+  # Image files read from disk: the file of every row of the source's train order (index with
+  # train_ids), for reports that name files.
+  source_paths: list[str] | None = None
 
   @property
   def num_validation(self) -> int:
@@ -242,18 +245,21 @@ def confusion_matrix(clean: np.ndarray, noisy: np.ndarray, num_classes: int) -> 
 
 
 def build_noisy_dataset(spec: DatasetSpec, *, data_dir: str | None, probe_ratio: float, seed: int,
-                        dataset_file: str | None = None, validation_fraction: float = 0.0) -> NoisyDataset:
+                        dataset_file: str | None = None, validation_fraction: float = 0.0,
+                        source_options: sources.SourceOptions | None = None) -> NoisyDataset:
   """Loads `spec.name`, holds out the clean probe set, corrupts the remaining train labels, then
-  holds out `validation_fraction` of the noisy rows (class-balanced) as the validation set."""
+  holds out `validation_fraction` of the noisy rows (class-balanced) as the validation set.
+  `source_options` reach the sources of the user's own images (folder, image size, test share)."""
   if isinstance(spec, str):
     spec = parse_dataset_spec(spec)
   noise_lib.stream_seed(seed, 0)   # validates --seed early
-  raw = sources.load_raw(spec.name, data_dir, dataset_file)
+  options = dataclasses.replace(source_options or sources.SourceOptions(), seed=int(seed))
+  raw = sources.load_raw(spec.name, data_dir, dataset_file, options)
   sources.check_raw(raw, f"--dataset={spec}")   # labels in [0, K), 4-D uint8, matching shapes
   k = int(raw.num_classes)
 
   if raw.x_probe is not None:
-    # A custom file's own clean probe set: no holdout from train.
+    # The user's own clean probe set (npz arrays, probe/ folder, CSV rows): no holdout from train.
     probe_ids = np.arange(len(raw.y_probe), dtype=np.int64)
     train_ids = np.arange(len(raw.y_train), dtype=np.int64)
     x_probe, y_probe = raw.x_probe, raw.y_probe
@@ -265,7 +271,7 @@ def build_noisy_dataset(spec: DatasetSpec, *, data_dir: str | None, probe_ratio:
 
   given = raw.y_train[train_ids]
   x_train = raw.x_train[train_ids]
-  labels_known = spec.name != "custom"
+  labels_known = not sources.labels_as_given(spec.name)
   if raw.y_train_noisy is not None:   # real noisy labels next to the clean ones (CIFAR-N)
     y_train, y_clean = raw.y_train_noisy[train_ids], given
     corrupted, transition = y_train != y_clean, None
@@ -297,5 +303,6 @@ def build_noisy_dataset(spec: DatasetSpec, *, data_dir: str | None, probe_ratio:
       corrupted=corrupted, train_ids=train_ids, transition=transition,
       x_probe=x_probe, y_probe=y_probe.astype(np.int64), probe_ids=probe_ids,
       x_test=raw.x_test, y_test=raw.y_test, class_names=raw.class_names, seed=int(seed),
+      source_paths=raw.paths,
       probe_ratio=None if probe_from_file else float(probe_ratio),
       probe_from_file=probe_from_file, vocabulary=raw.vocabulary)

@@ -3,6 +3,8 @@
 Names come from the source registry (datasets.sources) and noise types from the noise registry
 (datasets.noise), so registering a source or a noise model makes it a valid spec at once.
 The text is parsed from the right because names contain underscores (fashion_mnist_symmetric_0.5).
+A family name (`tfds:<member>`) is any member, so its noise suffix is matched first:
+`tfds:mnist_uniform_0.4` is tfds:mnist with uniform noise, `tfds:mnist_1` a member named mnist_1.
 """
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ from datasets import sources
 
 FLAG = "--dataset"
 FORMS = "<name>_<noise>_<ratio> (e.g. cifar10_uniform_0.4), <name>_none or <name>"
+FAMILY_SEPARATOR = ":"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,7 +46,7 @@ class DatasetSpec:
 
 
 def _valid_names() -> str:
-  return ", ".join(sources.source_names())
+  return ", ".join(sources.source_names() + [f"{p}:<name>" for p in sources.family_names()])
 
 
 def _valid_noises() -> str:
@@ -51,7 +54,7 @@ def _valid_noises() -> str:
 
 
 def _check_name(name, text):
-  if name not in sources.source_names():
+  if not isinstance(name, str) or not sources.is_source_name(name):
     raise UserError(f"{FLAG}={text}: unknown dataset name {name!r}; valid names: "
                     f"{_valid_names()}. Forms: {FORMS}")
 
@@ -80,6 +83,8 @@ def parse_dataset_spec(text: str) -> DatasetSpec:
   if not isinstance(text, str) or not text.strip():
     raise UserError(f"{FLAG} is empty; give {FORMS}. Valid names: {_valid_names()}")
   text = text.strip()
+  if FAMILY_SEPARATOR in text:
+    return _parse_family_spec(text)
   names, noises = sources.source_names(), noise_lib.noise_names()
   if text in names:                                   # bare name: labels as given
     return DatasetSpec(text, "none", 0.0)
@@ -111,6 +116,20 @@ def parse_dataset_spec(text: str) -> DatasetSpec:
   ratio = _check_ratio(last, text)
   return DatasetSpec(name, noise, ratio)
 
+
+def _parse_family_spec(text: str) -> DatasetSpec:
+  """`<prefix>:<member>[_<noise>[_<ratio>]]`: the longest noise suffix wins over the member name."""
+  head, _, last = text.rpartition("_")
+  for noise in sorted(noise_lib.noise_names(), key=len, reverse=True):
+    if head and _is_number(last) and head.endswith("_" + noise):
+      return DatasetSpec(head[:-len(noise) - 1], noise, _check_ratio(last, text))
+    if text.endswith("_" + noise):
+      name = text[:-len(noise) - 1]
+      if noise_lib.get_model(noise).needs_ratio:
+        raise UserError(f"{FLAG}={text}: noise {noise!r} needs a ratio in [0, 1], e.g. "
+                        f"{name}_{noise}_0.4")
+      return DatasetSpec(name, noise, 0.0)
+  return DatasetSpec(text, "none", 0.0)
 
 
 def _is_number(token: str) -> bool:

@@ -31,6 +31,8 @@ RANGES = {
     "probe_dataset_hold_ratio": ranges.FRACTION_BELOW_ONE, "validation_fraction": ranges.Range(0.0, 0.5),
     "cross_val_folds": ranges.Range(2, 50),
 }
+# The user's own images (--dataset=folder / csv / tfds:<name>).
+RANGES.update({"image_size": ranges.Range(0, 4096), "test_fraction": ranges.Range(0.0, 0.9, low_open=True)})
 OPTIONAL = frozenset({"max_epoch", "weight_decay", "grad_clip_norm"})  # None: unset, the default applies
 
 
@@ -73,6 +75,12 @@ class RunConfig:
   jit_compile: bool = False
   preset: str | None = None
   use_imagenet_as_eval: bool = False
+  # The user's own images: --dataset=folder reads --dataset_dir; folder, csv and tfds:<name> resize
+  # to --image_size, hold out --test_fraction when there is no test split, may skip bad files.
+  dataset_dir: str | None = None
+  image_size: int = 0
+  test_fraction: float = 0.2
+  skip_bad_images: bool = False
   method_options: dict[str, Any] = dataclasses.field(default_factory=dict)
   # Settings the network's training defaults supplied (name -> "network <name>"), saved in flags.json.
   defaults_from: dict[str, str] = dataclasses.field(default_factory=dict)
@@ -95,11 +103,11 @@ class RunConfig:
     if self.lr_schedule == "custom_step" and list(self.decay_steps) != sorted(self.decay_steps):
       raise UserError(f"--decay_steps={_csv(self.decay_steps)} must be increasing for --lr_schedule=custom_step")
     if self.dataset_file is not None and not os.path.isfile(self.dataset_file):
-      raise UserError(f"--dataset_file={self.dataset_file} does not exist: give the path of an .npz file")
+      raise UserError(f"--dataset_file={self.dataset_file} does not exist: give the path of your data file "
+                      "(.npz, or .csv for --dataset=csv)")
     from datasets import spec as spec_lib  # pylint: disable=g-import-not-at-top
     spec = spec_lib.parse_dataset_spec(self.dataset)
-    if spec.name == "custom" and not self.dataset_file:
-      raise UserError(f"--dataset={self.dataset} reads your own data: also pass --dataset_file=<path to .npz>")
+    _check_own_data(self, spec.name)
     from datasets.augment import strong_view  # pylint: disable=g-import-not-at-top
     _one_of("aug_type", self.aug_type, strong_view.AUG_TYPES)
     return self
@@ -145,6 +153,21 @@ class RunConfig:
 
 
 NOT_FLAGS = frozenset({"method_options", "defaults_from"})  # RunConfig fields that are not base flags
+
+
+_NEEDED_FLAGS = {"dataset_file": "--dataset_file=<path to your .npz or .csv>",
+                 "dataset_dir": "--dataset_dir=<folder with train/<class name>/>"}
+
+
+def _check_own_data(config: "RunConfig", name: str) -> None:
+  """The flag a source of the user's own data needs ('custom': --dataset_file, 'folder': --dataset_dir)."""
+  from datasets import sources  # pylint: disable=g-import-not-at-top
+  needed = sources.required_flag(name)
+  if needed and not getattr(config, needed):
+    raise UserError(f"--dataset={config.dataset} reads your own data: also pass {_NEEDED_FLAGS[needed]}")
+  if config.dataset_dir is not None and not os.path.isdir(config.dataset_dir):
+    raise UserError(f"--dataset_dir={config.dataset_dir} does not exist or is not a folder: give the folder "
+                    "that holds train/<class name>/ image folders")
 
 
 def _method_names() -> list[str]:

@@ -74,7 +74,15 @@ def load_data(config: RunConfig) -> noisy_lib.NoisyDataset:
         use_imagenet_as_eval=config.use_imagenet_as_eval)
   return noisy_lib.build_noisy_dataset(spec, data_dir=config.data_dir, probe_ratio=config.probe_dataset_hold_ratio,
                                        seed=config.seed, dataset_file=config.dataset_file,
-                                       validation_fraction=config.validation_fraction)
+                                       validation_fraction=config.validation_fraction,
+                                       source_options=source_options(config))
+
+
+def source_options(config: RunConfig) -> sources.SourceOptions:
+  """The settings the sources of the user's own images read (folder, image size, test share)."""
+  return sources.SourceOptions(dataset_dir=config.dataset_dir, image_size=config.image_size,
+                               test_fraction=config.test_fraction, skip_bad_images=config.skip_bad_images,
+                               seed=config.seed)
 
 
 def method_config(config: RunConfig, method_cls):

@@ -60,7 +60,8 @@ def define_flags() -> None:
                        "--mode=find_issues: folds; each fold's model trains on the others with the usual budget.")
   flags.DEFINE_string("aug_type", d.aug_type, "Strong view of IEG: autoaug, randaug, randaug_per_image or none.")
   flags.DEFINE_string("data_dir", None, "Data folder: local archives in <data_dir>/<name>/, and the TFDS data dir.")
-  flags.DEFINE_string("dataset_file", None, "Your own data (.npz with x_train, y_train, x_test, y_test).")
+  flags.DEFINE_string("dataset_file", None, "Your own data: .npz with x_train, y_train, x_test, y_test "
+                      "(--dataset=custom) or a CSV path,label[,split] (--dataset=csv).")
   flags.DEFINE_string("distribution_strategy", d.distribution_strategy, "mirrored, one_device or multi_worker.")
   flags.DEFINE_bool("deterministic", d.deterministic, "Deterministic TF ops (slower): identical reruns.")
   flags.DEFINE_bool("jit_compile", d.jit_compile, "Compile the train step with XLA.")
@@ -68,6 +69,15 @@ def define_flags() -> None:
                     "WebVision-mini: evaluate on the first 50 ImageNet classes' val images, as IEG.")
   flags.DEFINE_string("preset", None, "Named paper setting that fills the flags you do not set, e.g. "
                       "sigua_mnist_sym50; see the README's preset table.")
+  # The user's own images (--dataset=folder, csv or tfds:<name>).
+  flags.DEFINE_string("dataset_dir", None, "--dataset=folder: DIR with DIR/train/<class name>/*.png|jpg|... "
+                      "[DIR/test/<class name>/, DIR/probe/<class name>/ (a clean probe set)].")
+  flags.DEFINE_integer("image_size", d.image_size, "Resize every image of folder/csv/tfds:<name> data to N x N; "
+                       "0: keep the size all images share.")
+  flags.DEFINE_float("test_fraction", d.test_fraction, "Share of every class held out as the test set when "
+                     "folder/csv/tfds:<name> data has no test split, in (0, 0.9].")
+  flags.DEFINE_bool("skip_bad_images", d.skip_bad_images, "Skip (and count) image files that cannot be decoded "
+                    "instead of stopping.")
   _define_method_flags()
 
 

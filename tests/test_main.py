@@ -57,6 +57,9 @@ def test_bad_flags_exit_2_with_one_line(flag, message):
     ({"lr_schedule": "linear"}, "--lr_schedule=linear"),
     ({"aug_type": "magic"}, "--aug_type"),
     ({"dataset": "custom"}, "--dataset_file"),
+    ({"dataset": "csv_uniform_0.2"}, "--dataset_file"),
+    ({"dataset": "folder"}, "--dataset_dir"),
+    ({"dataset": "digits", "dataset_dir": "/nonexistent/images"}, "--dataset_dir=/nonexistent/images"),
     ({"dataset": "mnist_uniform"}, "--dataset"),
     ({"decay_steps": (0,)}, "--decay_steps"),
 ])

@@ -30,7 +30,8 @@ from ieg.config import RunConfig
 # ----- --dataset text ------------------------------------------------------------------------------
 
 NUMBERS = ["0", "1", "0.4", ".5", "1.0", "0.40", "1e-1", "-0.1", "1.5", "nan", "inf", "abc", "0x1", ""]
-TOKENS = sources.source_names() + noise_lib.noise_names() + NUMBERS + ["CIFAR10", "subset", "x", " "]
+TOKENS = sources.source_names() + noise_lib.noise_names() + NUMBERS + ["CIFAR10", "subset", "x", " ", "tfds:mnist",
+                                                                       "tfds:", ":"]
 
 
 def accepted_forms(spec: DatasetSpec) -> set[str]:
@@ -49,7 +50,7 @@ def test_dataset_text_is_parsed_or_refused_by_name(text):
     assert "--dataset" in str(e)
     return
   stripped = text.strip()
-  assert spec.name in sources.source_names() and spec.noise in noise_lib.noise_names()
+  assert sources.is_source_name(spec.name) and spec.noise in noise_lib.noise_names()
   assert 0.0 <= spec.ratio <= 1.0
   head, _, last = stripped.rpartition("_")
   numeric = head == f"{spec.name}_{spec.noise}" and float(last) == spec.ratio
@@ -91,6 +92,8 @@ def field_choices(tmp_file: str) -> dict[str, tuple]:
       "aug_type": (st.sampled_from(list(strong_view.AUG_TYPES)), st.just("magic")),
       "dataset_file": (st.sampled_from([None, tmp_file]), st.just(tmp_file + ".missing")),
       "distribution_strategy": (st.sampled_from(config_lib.DISTRIBUTION_STRATEGIES), st.just("tpu")),
+      "image_size": (st.integers(0, 4096), st.sampled_from([-1, 4097])),
+      "test_fraction": (st.floats(0.0, 0.9, exclude_min=True), st.sampled_from([0.0, -0.1, 0.95, math.nan])),
   }
 
 
@@ -129,6 +132,8 @@ def invalid_settings(c: RunConfig) -> set[str]:
       ("warmup_epochs", c.warmup_epochs >= 0),
       ("restore_step", c.restore_step >= 0),
       ("dataset_file", c.dataset_file is None or not c.dataset_file.endswith(".missing")),
+      ("image_size", 0 <= c.image_size <= 4096),
+      ("test_fraction", 0.0 < c.test_fraction <= 0.9),  # (0, 0.9]: some test, most left to train on
   ] if not ok}
   return bad
 

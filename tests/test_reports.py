@@ -258,6 +258,11 @@ def test_label_issues_csv_names_classes_and_sorts_by_suspicion(tmp_path):
   assert [r["index"] for r in rows] == ["11", "13", "10", "12"]
   assert rows[0] == {"index": "11", "given_label": "dog", "suggested_label": "cat", "is_label_issue": str(
       bool(issues.is_issue[1])), "score": "0.800000", "scored": "in_sample"}
+  paths = [f"img{i}.png" for i in range(14)]   # the file of every source row: index 11 -> img11.png
+  label_issues.write_issues_csv(path, issues, given, ids=np.array([10, 11, 12, 13]), paths=paths)
+  with open(path, encoding="utf-8") as f:
+    rows = list(csv.DictReader(f))
+  assert [r["path"] for r in rows] == ["img11.png", "img13.png", "img10.png", "img12.png"]
 
 
 def test_every_run_writes_its_in_sample_label_issues_and_noise_estimate(trained):

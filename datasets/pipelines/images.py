@@ -10,6 +10,8 @@ import numpy as np
 import tensorflow as tf
 
 from core.errors import UserError
+from datasets import sources
+from datasets.sources import registry as source_registry
 
 AUTOTUNE = tf.data.AUTOTUNE
 _UNBOUNDED = 2**62
@@ -129,12 +131,13 @@ def eval_dataset(images: np.ndarray, labels: np.ndarray, *, batch_size: int) -> 
 def augmentation_for(dataset_name: str, image_shape: tuple[int, int, int]) -> dict:
   """Per-dataset augmentation defaults.
 
-  CIFAR-like colour images get IEG's weak view (pad 2, crop, flip). Digit and clothing images get
+  CIFAR-like colour images (CIFAR, and the user's own or tfds:<name> colour images) get IEG's weak view (pad 2, crop, flip). Digit and clothing images get
   none, as the SIGUA/co-teaching MNIST protocol uses, and are never flipped (a flipped digit is
   another glyph). The strong view's cutout covers half the image side (16 px on 32 px images).
   """
   colour = image_shape[-1] == 3
-  if dataset_name.startswith("cifar") or (dataset_name == "custom" and colour):
+  own = sources.labels_as_given(dataset_name) or source_registry.split_family(dataset_name) is not None
+  if dataset_name.startswith("cifar") or (own and colour):
     return {"weak_augmentation": "crop_flip", "pad": 2, "flip": True, "cutout_size": image_shape[0] // 2}
   return {"weak_augmentation": "none", "pad": 0, "flip": False, "cutout_size": image_shape[0] // 2}
 

@@ -1,9 +1,12 @@
 """The source registry: `RawDataset`, `register_source` and the loaders behind `--dataset` names.
 
-Each loader is `loader(data_dir, dataset_file) -> RawDataset` with clean (or, for 'custom', as
-given) labels in the source's original order; streamed image-file sources return a
+Each loader is `loader(data_dir, dataset_file) -> RawDataset` with clean (or, for the user's own
+data, as given) labels in the source's original order; streamed image-file sources return a
 `datasets.sources.image_files.FileSource` instead. Registering a source
-(`@register_source('name')`) also makes 'name' a valid `--dataset` name.
+(`@register_source('name')`) also makes 'name' a valid `--dataset` name. A loader registered with
+`takes_options=True` also gets the `SourceOptions` of the run (folder, image size, test fraction).
+A family (`register_family('tfds', loader)`) owns every name `tfds:<member>`: the member is handed
+to `loader(member, data_dir, dataset_file, options)`.
 
 This module holds only the types and the table; it imports none of the loaders, so every loader
 module can import it. `datasets/sources/__init__.py` imports the loaders, which fills the table.
@@ -26,7 +29,7 @@ class RawDataset:
   x_test: np.ndarray
   y_test: np.ndarray
   num_classes: int
-  x_probe: np.ndarray | None = None   # only a 'custom' file may bring a clean probe set
+  x_probe: np.ndarray | None = None   # only the user's own data may bring a clean probe set
   y_probe: np.ndarray | None = None
   class_names: list[str] | None = None
   # Real (human or web) noisy training labels, when the source brings them next to the clean
@@ -34,10 +37,30 @@ class RawDataset:
   y_train_noisy: np.ndarray | None = None
   # Text sources: the token of every id. The x arrays then hold int32 token ids [N, L].
   vocabulary: list[str] | None = None
+  # Image files read from disk: the file of every training row, in train order (for reports).
+  paths: list[str] | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class SourceOptions:
+  """Run settings that sources of the user's own images read (RunConfig fields of the same name)."""
+  dataset_dir: str | None = None    # folder of class folders (--dataset=folder)
+  image_size: int = 0               # resize every image to N x N; 0: keep the common size
+  test_fraction: float = 0.2        # share of each class held out as test when no test split exists
+  skip_bad_images: bool = False     # skip unreadable images instead of stopping
+  seed: int = 0                     # seeds the test_fraction split
 
 
 Loader = Callable[[str | None, str | None], RawDataset]
 _SOURCES: dict[str, Loader] = {}
+_TAKES_OPTIONS: set[str] = set()
+# The flag a source cannot do without (RunConfig.validate names it when it is unset).
+_REQUIRED_FLAG: dict[str, str] = {}
+# Sources whose labels are the user's, as given: with noise 'none' their clean labels are unknown.
+_LABELS_AS_GIVEN: set[str] = set()
+# name prefix -> loader(member, data_dir, dataset_file, options), for names `<prefix>:<member>`.
+_FAMILIES: dict[str, Callable] = {}
+FAMILY_SEPARATOR = ":"
 
 # What a source's loader returns: in-memory images (RawDataset), in-memory token ids
 # (RawDataset with a vocabulary), or image files streamed from disk
@@ -49,11 +72,16 @@ _KINDS: dict[str, str] = {}
 _REAL_NOISE: set[str] = set()
 
 
-def register_source(name: str, *, kind: str = KIND_IMAGES, real_noise: bool = False):
+def register_source(name: str, *, kind: str = KIND_IMAGES, real_noise: bool = False,
+                    takes_options: bool = False, required_flag: str | None = None,
+                    labels_as_given: bool = False):
   """Decorator: registers `loader(data_dir, dataset_file) -> RawDataset` under `name`.
 
   `kind=KIND_IMAGE_FILES` loaders are `loader(data_dir, **options) -> FileSource` instead.
   `real_noise=True` marks labels that are noisy as given (web or human labels).
+  `takes_options=True`: the loader is `loader(data_dir, dataset_file, options: SourceOptions)`.
+  `required_flag`: the flag (e.g. 'dataset_file') the source needs. `labels_as_given`: the user's
+  own labels, whose cleanliness nobody knows.
   """
   if not name or not name.replace("_", "").isalnum() or name != name.lower():
     raise ValueError(f"bad source name {name!r}: use lower-case letters, digits and '_'")
@@ -67,9 +95,52 @@ def register_source(name: str, *, kind: str = KIND_IMAGES, real_noise: bool = Fa
     _KINDS[name] = kind
     if real_noise:
       _REAL_NOISE.add(name)
+    if takes_options:
+      _TAKES_OPTIONS.add(name)
+    if required_flag:
+      _REQUIRED_FLAG[name] = required_flag
+    if labels_as_given:
+      _LABELS_AS_GIVEN.add(name)
     return loader
 
   return decorator
+
+
+def register_family(prefix: str, loader: Callable) -> None:
+  """Registers `loader(member, data_dir, dataset_file, options) -> RawDataset` for `prefix:<member>`."""
+  if not prefix.isalnum() or prefix != prefix.lower() or prefix in _FAMILIES:
+    raise ValueError(f"bad or repeated source family {prefix!r}")
+  _FAMILIES[prefix] = loader
+
+
+def family_names() -> list[str]:
+  """Registered family prefixes, e.g. ['tfds']."""
+  return list(_FAMILIES)
+
+
+def split_family(name: str) -> tuple[str, str] | None:
+  """('tfds', 'mnist') for 'tfds:mnist' when 'tfds' is a family and the member a plain name; else None."""
+  prefix, sep, member = name.partition(FAMILY_SEPARATOR)
+  if not sep or prefix not in _FAMILIES:
+    return None
+  if not member or not member.replace("_", "").isalnum() or not member.isascii() or member != member.lower():
+    return None
+  return prefix, member
+
+
+def is_source_name(name: str) -> bool:
+  """True for a registered source name and for a well-formed family name (`tfds:<member>`)."""
+  return name in _SOURCES or split_family(name) is not None
+
+
+def required_flag(name: str) -> str | None:
+  """The flag the source cannot do without ('dataset_file', 'dataset_dir'), or None."""
+  return _REQUIRED_FLAG.get(name)
+
+
+def labels_as_given(name: str) -> bool:
+  """True for the user's own labels (no clean reference when no synthetic noise is added)."""
+  return name in _LABELS_AS_GIVEN
 
 
 def source_kind(name: str) -> str:
@@ -95,16 +166,27 @@ def source_names() -> list[str]:
 
 
 def load_raw(name: str, data_dir: str | os.PathLike | None,
-             dataset_file: str | os.PathLike | None = None) -> RawDataset:
-  if name not in _SOURCES:
+             dataset_file: str | os.PathLike | None = None,
+             options: SourceOptions | None = None) -> RawDataset:
+  if not is_source_name(name):
     raise UserError(
-        f"--dataset: unknown dataset name {name!r}; valid names: {', '.join(source_names())}")
+        f"--dataset: unknown dataset name {name!r}; valid names: {', '.join(source_names())}"
+        + "".join(f", {prefix}:<name>" for prefix in _FAMILIES))
   data_dir = os.fspath(data_dir) if data_dir is not None else None
   dataset_file = os.fspath(dataset_file) if dataset_file is not None else None
-  if source_kind(name) == KIND_IMAGE_FILES:
+  options = options if options is not None else SourceOptions()
+  family = split_family(name)
+  if family is not None:
+    raw = _FAMILIES[family[0]](family[1], data_dir, dataset_file, options)
+  elif source_kind(name) == KIND_IMAGE_FILES:
     raise ValueError(f"source {name!r} streams image files: use load_file_source")
-  raw = _SOURCES[name](data_dir, dataset_file)
+  elif name in _TAKES_OPTIONS:
+    raw = _SOURCES[name](data_dir, dataset_file, options)
+  else:
+    raw = _SOURCES[name](data_dir, dataset_file)
   check_raw(raw, name)
+  if raw.paths is not None and len(raw.paths) != len(raw.y_train):
+    raise UserError(f"{name}: {len(raw.paths)} paths for {len(raw.y_train)} training images")
   return raw
 
 

@@ -35,7 +35,8 @@ def write_label_issues(run_dir: str, probs: np.ndarray, data, noise: dict, step:
   class_names = getattr(data, "class_names", None)
   issues = label_issues.find_label_issues(given, probs)
   label_issues.write_issues_csv(os.path.join(directory, label_issues.ISSUES_FILE), issues, given,
-                                ids=getattr(data, "train_ids", None), class_names=class_names, scored=scored)
+                                ids=getattr(data, "train_ids", None), class_names=class_names,
+                                paths=getattr(data, "source_paths", None), scored=scored)
   tmp = os.path.join(directory, "." + label_issues.PROBS_FILE)
   with open(tmp, "wb") as f:
     np.save(f, probs.astype(np.float32))

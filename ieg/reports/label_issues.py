@@ -86,16 +86,21 @@ def find_label_issues(labels, probs) -> LabelIssues:
 
 
 def write_issues_csv(path: str, issues: LabelIssues, labels, *, ids=None, class_names=None,
-                     scored: str = "in_sample") -> None:
-  """One row per training example, most suspicious first: index, given and suggested label, flag, score."""
+                     scored: str = "in_sample", paths=None) -> None:
+  """One row per training example, most suspicious first: index, given and suggested label, flag, score.
+
+  `paths` (the image file of every source row, indexed like `ids`) adds a `path` column.
+  """
   labels = np.asarray(labels)
   name = (lambda c: class_names[int(c)]) if class_names else int
   tmp = path + ".tmp"
   with open(tmp, "w", newline="", encoding="utf-8") as f:
     writer = csv.writer(f)
-    writer.writerow(["index", "given_label", "suggested_label", "is_label_issue", "score", "scored"])
+    writer.writerow(["index", "given_label", "suggested_label", "is_label_issue", "score", "scored"]
+                    + (["path"] if paths is not None else []))
     for row in issues.order:
-      writer.writerow([int(ids[row]) if ids is not None else int(row), name(labels[row]),
-                       name(issues.suggested[row]), bool(issues.is_issue[row]),
-                       f"{1.0 - issues.self_confidence[row]:.6f}", scored])
+      index = int(ids[row]) if ids is not None else int(row)
+      writer.writerow([index, name(labels[row]), name(issues.suggested[row]), bool(issues.is_issue[row]),
+                       f"{1.0 - issues.self_confidence[row]:.6f}", scored]
+                      + ([paths[index]] if paths is not None else []))
   os.replace(tmp, path)

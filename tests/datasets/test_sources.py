@@ -312,7 +312,7 @@ def test_unknown_source_and_registry(monkeypatch):
     load_raw("imagenet", None)
   names = sources.source_names()
   assert names == ["cifar10", "cifar100", "mnist", "fashion_mnist", "digits", "cifar10_subset",
-                   "custom", "cifar10n_aggre", "cifar10n_worst", "cifar10n_rand1", "cifar10n_rand2",
+                   "custom", "folder", "csv", "cifar10n_aggre", "cifar10n_worst", "cifar10n_rand1", "cifar10n_rand2",
                    "cifar10n_rand3", "cifar100n_noisy", "clothing1m", "clothing1m_balanced", "trec",
                    "webvisionmini"]
   monkeypatch.setattr(source_registry, "_SOURCES", dict(source_registry._SOURCES))

@@ -16,7 +16,7 @@ CUSTOM_REQUIRED_KEYS = ("x_train", "y_train", "x_test", "y_test")
 CUSTOM_PROBE_KEYS = ("x_probe", "y_probe")
 
 
-@register_source("custom")
+@register_source("custom", required_flag="dataset_file", labels_as_given=True)
 def _load_custom(data_dir, dataset_file) -> RawDataset:
   del data_dir
   return load_custom_npz(dataset_file)

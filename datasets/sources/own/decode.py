@@ -1,0 +1,116 @@
+"""Image files -> one uint8 array [N, H, W, C] in memory, decoded by TensorFlow.
+
+Files are decoded in a parallel tf.data map; a file TensorFlow cannot decode (not an image, empty,
+truncated) stops the load with one line naming it, or is skipped with --skip_bad_images. The
+decoded images then get one shape: 3 channels when any image is colour, else 1 (an alpha channel
+is dropped), and --image_size N resizes every image to N x N; without it all images must already
+share one size.
+"""
+from __future__ import annotations
+
+import collections
+import dataclasses
+import logging
+
+import numpy as np
+
+from core.errors import UserError
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
+SKIP_FLAG = "--skip_bad_images"
+SIZE_FLAG = "--image_size"
+
+
+@dataclasses.dataclass(frozen=True)
+class Decoded:
+  images: np.ndarray   # uint8 [M, H, W, C]
+  kept: np.ndarray     # int64 [M]: the index in the input list of every decoded file
+
+
+def is_image_file(name: str) -> bool:
+  """An image by its extension, in any case (photo.JPG); hidden files (.DS_Store, ._x.png) never."""
+  return not name.startswith(".") and name.lower().endswith(IMAGE_EXTENSIONS)
+
+
+def decode_files(paths: list[str], *, image_size: int, skip_bad: bool, where: str) -> Decoded:
+  """Decodes `paths` in order; `where` (e.g. '--dataset=folder') starts every error."""
+  if not paths:
+    raise UserError(f"{where}: no image files to read")
+  decoded = _decode_all(paths)
+  bad = [i for i in range(len(paths)) if i not in decoded]
+  if bad and not skip_bad:
+    more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
+    raise UserError(f"{where}: cannot decode {paths[bad[0]]}{more}: not a PNG, JPEG, BMP or GIF "
+                    f"image, or empty; fix or remove it, or pass {SKIP_FLAG} to skip such files")
+  if bad:
+    logging.getLogger("absl").warning("%s: skipped %d unreadable image file(s) (%s), e.g. %s",
+                                      where, len(bad), SKIP_FLAG, paths[bad[0]])
+  kept = np.array(sorted(decoded), dtype=np.int64)
+  if len(kept) == 0:
+    raise UserError(f"{where}: none of the {len(paths)} image files could be decoded")
+  images = common_shape([decoded[int(i)] for i in kept], [paths[int(i)] for i in kept],
+                        image_size=image_size, where=where)
+  return Decoded(images=images, kept=kept)
+
+
+def _decode_all(paths: list[str]) -> dict[int, np.ndarray]:
+  """index -> decoded image [H, W, C] (C in 1..4) of every file TensorFlow can decode."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top  (slow; only image sources need it)
+
+  def decode(index, path):
+    contents = tf.io.read_file(path)
+    # JPEG with the accurate integer IDCT (libjpeg's default, as other decoders read it); TF's
+    # default fast IDCT is off by a few levels. PNG, BMP, GIF (first frame): decode_image.
+    image = tf.cond(tf.io.is_jpeg(contents),
+                    lambda: tf.io.decode_jpeg(contents, channels=0, dct_method="INTEGER_ACCURATE"),
+                    lambda: tf.io.decode_image(contents, channels=0, expand_animations=False))
+    return index, image
+
+  dataset = tf.data.Dataset.from_tensor_slices((np.arange(len(paths), dtype=np.int64), list(paths)))
+  dataset = dataset.map(decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+  dataset = dataset.ignore_errors()   # a bad file drops out; its missing index names it
+  return {int(i): image for i, image in dataset.as_numpy_iterator()}
+
+
+def common_shape(images: list[np.ndarray], names: list[str], *, image_size: int,
+                 where: str) -> np.ndarray:
+  """Decoded images of any size and 1-4 channels -> one uint8 [N, H, W, C] array (C = 1 or 3)."""
+  colour = any(image.shape[-1] >= 3 for image in images)
+  images = [_channels(image, 3 if colour else 1) for image in images]
+  sizes = [image.shape[:2] for image in images]
+  if image_size:
+    target = (int(image_size), int(image_size))
+  else:
+    target = sizes[0]
+    other = next((i for i, size in enumerate(sizes) if size != target), None)
+    if other is not None:
+      raise UserError(f"{where}: images differ in size ({names[0]} is {_hw(sizes[0])}, "
+                      f"{names[other]} is {_hw(sizes[other])}); pass {SIZE_FLAG}=N to resize "
+                      "every image to N x N")
+  out = np.empty((len(images), *target, images[0].shape[-1]), dtype=np.uint8)
+  by_size = collections.defaultdict(list)
+  for i, size in enumerate(sizes):
+    by_size[size].append(i)
+  for size, rows in by_size.items():
+    batch = np.stack([images[i] for i in rows])
+    out[rows] = batch if size == target else _resize(batch, target)
+  return out
+
+
+def _channels(image: np.ndarray, channels: int) -> np.ndarray:
+  """[H, W, 1..4] -> [H, W, channels]: alpha dropped, grey repeated into red, green and blue."""
+  image = image[..., :1] if image.shape[-1] == 2 else image[..., :3]
+  if image.shape[-1] == 1 and channels == 3:
+    image = np.repeat(image, 3, axis=-1)
+  return image
+
+
+def _resize(batch: np.ndarray, target: tuple[int, int]) -> np.ndarray:
+  """Bilinear, antialiased when shrinking; rounded back to uint8."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  resized = tf.image.resize(tf.convert_to_tensor(batch), target, method="bilinear", antialias=True)
+  return np.clip(np.round(resized.numpy()), 0, 255).astype(np.uint8)
+
+
+def _hw(size) -> str:
+  return f"{int(size[1])}x{int(size[0])}"   # width x height, as image viewers print it

@@ -14,7 +14,7 @@ from core.errors import UserError
 LR_SCHEDULES = ("cosine", "custom_step", "cosine_warmup", "exponential", "cosine_one", "constant",
                 "coteaching_linear")
 DISTRIBUTION_STRATEGIES = ("mirrored", "one_device", "multi_worker")
-MODES = ("train", "evaluation", "report")
+MODES = ("train", "evaluation", "report", "export", "predict")
 OPTIMIZERS = ("momentum", "adam")
 _COUNT = ranges.Range(1, 10**12)  # steps and rows: at least one, and a bound far above any real run
 # The allowed range of every numeric RunConfig field (method options declare theirs in their Config).
@@ -68,6 +68,9 @@ class RunConfig:
   preset: str | None = None
   use_imagenet_as_eval: bool = False
   method_options: dict[str, Any] = dataclasses.field(default_factory=dict)
+  # Export and predict: a SavedModel at the end of training or from a checkpoint; a CSV of predictions.
+  export_dir: str | None = None
+  predict_input: str | None = None
   # Settings the network's training defaults supplied (name -> "network <name>"), saved in flags.json.
   defaults_from: dict[str, str] = dataclasses.field(default_factory=dict)
 
@@ -92,6 +95,8 @@ class RunConfig:
       raise UserError(f"--dataset={self.dataset} reads your own data: also pass --dataset_file=<path to .npz>")
     from datasets.augment import strong_view  # pylint: disable=g-import-not-at-top
     _one_of("aug_type", self.aug_type, strong_view.AUG_TYPES)
+    from ieg.serving import paths as serving_paths  # pylint: disable=g-import-not-at-top
+    serving_paths.check(self.mode, self.export_dir, self.predict_input)
     return self
 
   def check_ranges(self) -> None:

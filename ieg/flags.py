@@ -26,7 +26,7 @@ def define_flags() -> None:
                       "cifar10_asymmetric_0.4, digits_uniform_0.4; <name> alone or <name>_none keeps the labels.")
   flags.DEFINE_string("method", d.method, "Training method: " + ", ".join(methods.method_names()))
   flags.DEFINE_string("network_name", d.network_name, "Network, e.g. wrn28-10, resnet29, resnet32, cnn9, mnist_cnn.")
-  flags.DEFINE_string("mode", d.mode, "train, evaluation or report.")
+  flags.DEFINE_string("mode", d.mode, "train, evaluation, report, export (a SavedModel from a checkpoint) or predict.")
   flags.DEFINE_integer("max_iteration", d.max_iteration, "Training steps (ignored when --max_epoch is set).")
   flags.DEFINE_integer("max_epoch", None, "If set, train for this many passes over the noisy training set.")
   flags.DEFINE_integer("batch_size", d.batch_size, "Batch size per replica (global = per replica x replicas).")
@@ -63,6 +63,10 @@ def define_flags() -> None:
                     "WebVision-mini: evaluate on the first 50 ImageNet classes' val images, as IEG.")
   flags.DEFINE_string("preset", None, "Named paper setting that fills the flags you do not set, e.g. "
                       "sigua_mnist_sym50; see the README's preset table.")
+  flags.DEFINE_string("export_dir", None, "Write a SavedModel (uint8 images in, class probabilities out) here at the "
+                      "end of training, or from the run's checkpoint with --mode=export.")
+  flags.DEFINE_string("predict_input", None, "--mode=predict: a folder of images, a .csv with a `path` column or "
+                      "an .npz with x; writes <run dir>/predictions/<name>.csv.")
   _define_method_flags()
 
 

@@ -91,6 +91,10 @@ def field_choices(tmp_file: str) -> dict[str, tuple]:
       "aug_type": (st.sampled_from(list(strong_view.AUG_TYPES)), st.just("magic")),
       "dataset_file": (st.sampled_from([None, tmp_file]), st.just(tmp_file + ".missing")),
       "distribution_strategy": (st.sampled_from(config_lib.DISTRIBUTION_STRATEGIES), st.just("tpu")),
+      # --mode=export needs a folder that is new, empty or a previous export (a file is none of these);
+      # --mode=predict an existing .npz/.csv/folder.
+      "export_dir": (st.sampled_from([None, tmp_file + ".export"]), st.just(tmp_file)),
+      "predict_input": (st.sampled_from([None, tmp_file]), st.just(tmp_file + ".missing")),
   }
 
 
@@ -129,6 +133,10 @@ def invalid_settings(c: RunConfig) -> set[str]:
       ("warmup_epochs", c.warmup_epochs >= 0),
       ("restore_step", c.restore_step >= 0),
       ("dataset_file", c.dataset_file is None or not c.dataset_file.endswith(".missing")),
+      ("export_dir", (c.mode != "export" or c.export_dir is not None)
+       and not (c.mode in ("train", "export") and c.export_dir is not None and c.export_dir.endswith(".npz"))),
+      ("predict_input", c.mode != "predict" or (c.predict_input is not None
+                                                and not c.predict_input.endswith(".missing"))),
   ] if not ok}
   return bad
 

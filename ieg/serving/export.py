@@ -76,8 +76,10 @@ def class_names(data) -> list[str]:
 def model_info(run, step: int) -> dict:
   config, data = run.config, run.data
   dtype, _ = INPUTS[data.kind]
-  return {"input_shape": [None, *map(int, data.image_shape)], "input_dtype": dtype.name, "input_kind": data.kind,
-          "image_shape": list(map(int, data.image_shape)), "num_classes": int(data.num_classes),
+  shape = list(map(int, data.image_shape))
+  return {"input_shape": [None, *shape], "input_dtype": dtype.name, "input_kind": data.kind,
+          **({"sequence_length": shape[0]} if data.kind == "text" else {"image_shape": shape}),
+          "num_classes": int(data.num_classes),
           "dataset": config.dataset, "method": config.method, "network_name": config.network_name,
           "step": int(step), "use_ema": bool(run.model.ema_weights), "output": "float32 probabilities [N, num_classes]",
           "signature": "serve(inputs) or signatures['serving_default'](inputs=...)['probabilities']"}

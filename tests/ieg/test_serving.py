@@ -231,3 +231,21 @@ def test_cli_errors_are_one_line_with_status_2(tmp_path):
     assert done.returncode == 2, done.stderr
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], done.stderr
+
+
+def test_a_text_run_exports_token_ids_and_refuses_predict(real_data_dir, tmp_path):
+  config = tiny_config(tmp_path, dataset="trec_uniform_0.2", network_name="textcnn", data_dir=str(real_data_dir),
+                       batch_size=16, max_iteration=4, eval_freq=2)
+  run = experiment.build(config)
+  experiment.train(run)
+  tokens = run.data.x_test[:8].astype(np.int32)
+  reference = tf.nn.softmax(run.model.evaluation_logits(tf.constant(tokens)), axis=-1).numpy()
+  model = tf.saved_model.load(config.export_dir)
+  np.testing.assert_allclose(model.serve(tokens).numpy(), reference, atol=1e-5)
+  with open(os.path.join(config.export_dir, "model_info.json"), encoding="utf-8") as f:
+    info = json.load(f)
+  assert (info["input_dtype"], info["sequence_length"], info["num_classes"]) == ("int32", tokens.shape[1], 6)
+  np.savez(tmp_path / "arrays.npz", x=np.zeros((1, 8, 8, 1), np.uint8))
+  with pytest.raises(UserError, match="--mode=predict reads images"):
+    experiment.run(RunConfig(**{**config.to_json(), "mode": "predict", "export_dir": None,
+                                "predict_input": str(tmp_path / "arrays.npz")}))

@@ -66,12 +66,16 @@ def _folder(folder: str, image_shape) -> tuple[list[str], np.ndarray]:
 def _csv(path: str, image_shape) -> tuple[str, list[str], np.ndarray]:
   try:
     with open(path, newline="", encoding="utf-8") as f:
-      rows = list(csv.DictReader(f))
+      reader = csv.DictReader(f)
+      rows = list(reader)
+      columns = reader.fieldnames or []
   except (OSError, UnicodeDecodeError, csv.Error) as e:
     raise UserError(f"cannot read --predict_input={path} ({e}): give a UTF-8 CSV with a path column") from e
-  if not rows or "path" not in rows[0]:
-    raise UserError(f"--predict_input={path} has no `path` column with rows: give one image path per row "
-                    "(relative to the CSV)")
+  if "path" not in columns:
+    raise UserError(f"--predict_input={path} has no `path` column (it has {', '.join(columns) or 'none'}): "
+                    "give one image path per row, relative to the CSV")
+  if not rows:
+    raise UserError(f"--predict_input={path} lists no images: give one image path per row under `path`")
   keys = [row["path"] or "" for row in rows]
   base = os.path.dirname(os.path.abspath(path))
   images = []

@@ -191,6 +191,7 @@ def test_predict_without_a_checkpoint_fails_as_evaluation_does(trained, tmp_path
     (lambda d: (os.makedirs(d / "in"), (d / "in" / "broken.png").write_bytes(b"not a png")), "broken.png"),
     (lambda d: (d / "in.csv").write_text("file\nx.png\n"), "no `path` column"),
     (lambda d: (d / "in.csv").write_text("path\nmissing.png\n"), "missing.png does not exist"),
+    (lambda d: (d / "in.csv").write_text("path\n"), "lists no images"),
     (lambda d: np.savez(d / "in.npz", y=np.zeros(3)), "no array x"),
     (lambda d: np.savez(d / "in.npz", x=np.zeros((2, 8, 8, 1), np.float32)), "not uint8"),
 ])

@@ -14,7 +14,7 @@ from core.errors import UserError
 LR_SCHEDULES = ("cosine", "custom_step", "cosine_warmup", "exponential", "cosine_one", "constant",
                 "coteaching_linear")
 DISTRIBUTION_STRATEGIES = ("mirrored", "one_device", "multi_worker")
-MODES = ("train", "evaluation", "report", "find_issues")
+MODES = ("train", "evaluation", "report", "find_issues", "export", "predict")
 OPTIMIZERS = ("momentum", "adam")
 TRANSITIONS = ("known", "estimate")  # --transition: the synthetic noise's own matrix, or find_issues' estimate
 ESTIMATE = "estimate"  # the value of an estimable method option (forget_rate) that reads find_issues' estimate
@@ -82,6 +82,9 @@ class RunConfig:
   test_fraction: float = 0.2
   skip_bad_images: bool = False
   method_options: dict[str, Any] = dataclasses.field(default_factory=dict)
+  # Export and predict: a SavedModel at the end of training or from a checkpoint; a CSV of predictions.
+  export_dir: str | None = None
+  predict_input: str | None = None
   # Settings the network's training defaults supplied (name -> "network <name>"), saved in flags.json.
   defaults_from: dict[str, str] = dataclasses.field(default_factory=dict)
 
@@ -110,6 +113,8 @@ class RunConfig:
     _check_own_data(self, spec.name)
     from datasets.augment import strong_view  # pylint: disable=g-import-not-at-top
     _one_of("aug_type", self.aug_type, strong_view.AUG_TYPES)
+    from ieg.serving import paths as serving_paths  # pylint: disable=g-import-not-at-top
+    serving_paths.check(self.mode, self.export_dir, self.predict_input)
     return self
 
   def check_ranges(self) -> None:

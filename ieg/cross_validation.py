@@ -26,7 +26,7 @@ FOLDS_DIR = "folds"
 def fold_config(config: RunConfig, fold: int) -> RunConfig:
   """Fold `fold`'s own run: the same settings, trained (not searched) in a directory of its own."""
   root = os.path.join(config.run_dir, FOLDS_DIR, f"fold_{fold + 1}_of_{config.cross_val_folds}")
-  return dataclasses.replace(config, mode="train", checkpoint_path=root)
+  return dataclasses.replace(config, mode="train", checkpoint_path=root, export_dir=None)
 
 
 def find_issues(run, train_fold: Callable) -> dict:

@@ -39,6 +39,8 @@ from ieg.run import files as run_files
 from ieg.run import guard_callbacks
 from ieg.run import interrupts
 from ieg.run import lock as run_lock
+from ieg.serving import export as export_lib
+from ieg.serving import predict as predict_lib
 from methods.base import TrainingContext
 from networks import textcnn
 
@@ -257,6 +259,7 @@ def train(run: Run) -> dict:
   if start_step >= run.max_iteration:
     logging.info("already trained to step %d of %d; nothing to train", start_step, run.max_iteration)
     _write_missing_report(run, start_step)
+    export_lib.export_after_training(run, strategy_lib.is_chief(run.strategy))
     return _latest_results(config.run_dir)
   with interrupts.watch_signals(enabled=config.distribution_strategy != "multi_worker") as signals:
     callbacks = [
@@ -288,6 +291,7 @@ def train(run: Run) -> dict:
       latest = run.store.latest_path()
       raise UserError(f"cannot write {e.filename or config.run_dir} ({e.strerror or e}): free space or fix the "
                       f"folder, then rerun to resume{' from ' + latest if latest else ''}") from e
+  export_lib.export_after_training(run, strategy_lib.is_chief(run.strategy))  # --export_dir, chief only
   return _latest_results(config.run_dir)
 
 
@@ -328,7 +332,10 @@ def _latest_results(run_dir: str) -> dict:
 def find_issues(run: Run) -> dict:
   """K-fold out-of-sample label issues; each fold is an ordinary training run below the run directory."""
   prepare_run_dir(run)
-  return cross_validation.find_issues(run, lambda config, data: _trained(build(config, data)))
+  found = cross_validation.find_issues(run, lambda config, data: _trained(build(config, data)))
+  if run.config.export_dir:  # the model to use: trained on every example, as --mode=train would, then exported
+    _trained(build(dataclasses.replace(run.config, mode="train"), run.data))
+  return found
 
 
 def _trained(run: Run) -> Run:
@@ -337,7 +344,8 @@ def _trained(run: Run) -> Run:
 
 
 MODES = {"train": train, "evaluation": evaluate, "report": reports.report_from_checkpoint,
-         "find_issues": find_issues}
+         "find_issues": find_issues, "export": export_lib.export_from_checkpoint,
+         "predict": predict_lib.predict_from_checkpoint}
 
 
 def _run_lock(config: RunConfig):

@@ -26,8 +26,8 @@ def define_flags() -> None:
                       "cifar10_asymmetric_0.4, digits_uniform_0.4; <name> alone or <name>_none keeps the labels.")
   flags.DEFINE_string("method", d.method, "Training method: " + ", ".join(methods.method_names()))
   flags.DEFINE_string("network_name", d.network_name, "Network, e.g. wrn28-10, resnet29, resnet32, cnn9, mnist_cnn.")
-  flags.DEFINE_string("mode", d.mode, "train, evaluation, report or find_issues (K-fold out-of-sample label "
-                      "issues in <run>/detection/).")
+  flags.DEFINE_string("mode", d.mode, "train, evaluation, report, find_issues (K-fold out-of-sample label issues "
+                      "in <run>/find_issues/detection/), export (a SavedModel from a checkpoint) or predict.")
   flags.DEFINE_integer("max_iteration", d.max_iteration, "Training steps (ignored when --max_epoch is set).")
   flags.DEFINE_integer("max_epoch", None, "If set, train for this many passes over the noisy training set.")
   flags.DEFINE_integer("batch_size", d.batch_size, "Batch size per replica (global = per replica x replicas).")
@@ -78,6 +78,10 @@ def define_flags() -> None:
                      "folder/csv/tfds:<name> data has no test split, in (0, 0.9].")
   flags.DEFINE_bool("skip_bad_images", d.skip_bad_images, "Skip (and count) image files that cannot be decoded "
                     "instead of stopping.")
+  flags.DEFINE_string("export_dir", None, "Write a SavedModel (uint8 images in, class probabilities out) here at the "
+                      "end of training, or from the run's checkpoint with --mode=export.")
+  flags.DEFINE_string("predict_input", None, "--mode=predict: a folder of images, a .csv with a `path` column or "
+                      "an .npz with x; writes <run dir>/predictions/<name>.csv.")
   _define_method_flags()
 
 

@@ -94,6 +94,10 @@ def field_choices(tmp_file: str) -> dict[str, tuple]:
       "distribution_strategy": (st.sampled_from(config_lib.DISTRIBUTION_STRATEGIES), st.just("tpu")),
       "image_size": (st.integers(0, 4096), st.sampled_from([-1, 4097])),
       "test_fraction": (st.floats(0.0, 0.9, exclude_min=True), st.sampled_from([0.0, -0.1, 0.95, math.nan])),
+      # --mode=export needs a folder that is new, empty or a previous export (a file is none of these);
+      # --mode=predict an existing .npz/.csv/folder.
+      "export_dir": (st.sampled_from([None, tmp_file + ".export"]), st.just(tmp_file)),
+      "predict_input": (st.sampled_from([None, tmp_file]), st.just(tmp_file + ".missing")),
   }
 
 
@@ -134,6 +138,10 @@ def invalid_settings(c: RunConfig) -> set[str]:
       ("dataset_file", c.dataset_file is None or not c.dataset_file.endswith(".missing")),
       ("image_size", 0 <= c.image_size <= 4096),
       ("test_fraction", 0.0 < c.test_fraction <= 0.9),  # (0, 0.9]: some test, most left to train on
+      ("export_dir", (c.mode != "export" or c.export_dir is not None)
+       and not (c.mode in ("train", "export") and c.export_dir is not None and c.export_dir.endswith(".npz"))),
+      ("predict_input", c.mode != "predict" or (c.predict_input is not None
+                                                and not c.predict_input.endswith(".missing"))),
   ] if not ok}
   return bad
 

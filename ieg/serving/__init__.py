@@ -1,0 +1,1 @@
+"""A trained run as a usable model: a SavedModel export and predictions on your own images."""

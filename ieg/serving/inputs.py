@@ -1,7 +1,7 @@
 """Your images for --mode=predict: a folder (searched recursively), a CSV with a `path` column, or an
 .npz with `x`, as uint8 [N, H, W, C] at the run's image shape.
 
-`load_image` is the one place that reads an image file; everything else deals in arrays.
+Image files are read by `datasets.sources.own.decode`, as the folder and CSV sources read them.
 """
 import csv
 import os
@@ -10,18 +10,14 @@ import numpy as np
 import tensorflow as tf
 
 from core.errors import UserError
+from datasets.sources.own import decode
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
 
 
-def load_image(path: str, image_shape: tuple[int, int, int]) -> np.ndarray:
-  """The image file at `path` as uint8 [H, W, C] of `image_shape` (channels converted, then resized)."""
-  try:
-    encoded = tf.io.read_file(path)
-    image = tf.io.decode_image(encoded, expand_animations=False)
-  except (tf.errors.OpError, OSError) as e:
-    raise UserError(f"cannot read the image {path} ({_first_line(e)}): give PNG, JPEG, BMP or GIF files") from e
-  return fit_to_shape(image, image_shape)
+def load_images(paths: list[str], image_shape: tuple[int, int, int]) -> np.ndarray:
+  """The image files at `paths`, decoded as the folder and CSV sources decode them, fitted to `image_shape`."""
+  return _stack([fit_to_shape(image, image_shape) for image in decode.decode_each(paths, where="--predict_input")],
+                image_shape)
 
 
 def fit_to_shape(image, image_shape: tuple[int, int, int]) -> np.ndarray:
@@ -56,11 +52,11 @@ def read_inputs(path: str, image_shape: tuple[int, int, int]) -> tuple[str, list
 def _folder(folder: str, image_shape) -> tuple[list[str], np.ndarray]:
   found = []
   for root, _, names in os.walk(folder):
-    found += [os.path.join(root, n) for n in names if n.lower().endswith(IMAGE_SUFFIXES)]
+    found += [os.path.join(root, n) for n in names if decode.is_image_file(n)]
   keys = sorted(os.path.relpath(p, folder).replace(os.sep, "/") for p in found)
   if not keys:
     raise UserError(f"--predict_input={folder} holds no images (*.png, *.jpg, *.jpeg, *.bmp, *.gif)")
-  return keys, _stack([load_image(os.path.join(folder, k), image_shape) for k in keys], image_shape)
+  return keys, load_images([os.path.join(folder, k) for k in keys], image_shape)
 
 
 def _csv(path: str, image_shape) -> tuple[str, list[str], np.ndarray]:
@@ -78,13 +74,11 @@ def _csv(path: str, image_shape) -> tuple[str, list[str], np.ndarray]:
     raise UserError(f"--predict_input={path} lists no images: give one image path per row under `path`")
   keys = [row["path"] or "" for row in rows]
   base = os.path.dirname(os.path.abspath(path))
-  images = []
-  for key in keys:
-    file = os.path.join(base, key)
+  files = [os.path.join(base, key) for key in keys]
+  for key, file in zip(keys, files):
     if not key or not os.path.isfile(file):
       raise UserError(f"{path}: the image {file} does not exist (paths are relative to the CSV)")
-    images.append(load_image(file, image_shape))
-  return "path", keys, _stack(images, image_shape)
+  return "path", keys, load_images(files, image_shape)
 
 
 def _npz(path: str, image_shape) -> tuple[str, list[str], np.ndarray]:
@@ -109,8 +103,3 @@ READERS = {".csv": _csv, ".npz": _npz}
 
 def _stack(images: list[np.ndarray], image_shape) -> np.ndarray:
   return np.stack(images).reshape(-1, *image_shape) if images else np.zeros((0, *image_shape), np.uint8)
-
-
-def _first_line(error: Exception) -> str:
-  text = str(getattr(error, "message", "") or error).strip()
-  return text.splitlines()[0] if text else type(error).__name__

@@ -39,9 +39,7 @@ def decode_files(paths: list[str], *, image_size: int, skip_bad: bool, where: st
   decoded = _decode_all(paths)
   bad = [i for i in range(len(paths)) if i not in decoded]
   if bad and not skip_bad:
-    more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
-    raise UserError(f"{where}: cannot decode {paths[bad[0]]}{more}: not a PNG, JPEG, BMP or GIF "
-                    f"image, or empty; fix or remove it, or pass {SKIP_FLAG} to skip such files")
+    raise _undecodable(where, paths, bad, f", or pass {SKIP_FLAG} to skip such files")
   if bad:
     logging.getLogger("absl").warning("%s: skipped %d unreadable image file(s) (%s), e.g. %s",
                                       where, len(bad), SKIP_FLAG, paths[bad[0]])
@@ -51,6 +49,21 @@ def decode_files(paths: list[str], *, image_size: int, skip_bad: bool, where: st
   images = common_shape([decoded[int(i)] for i in kept], [paths[int(i)] for i in kept],
                         image_size=image_size, where=where)
   return Decoded(images=images, kept=kept)
+
+
+def decode_each(paths: list[str], *, where: str) -> list[np.ndarray]:
+  """Every file as it is (uint8 [H, W, 1..4]), in order; one that does not decode is one error."""
+  decoded = _decode_all(paths)
+  bad = [i for i in range(len(paths)) if i not in decoded]
+  if bad:
+    raise _undecodable(where, paths, bad, "")
+  return [decoded[i] for i in range(len(paths))]
+
+
+def _undecodable(where: str, paths: list[str], bad: list[int], hint: str) -> UserError:
+  more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
+  return UserError(f"{where}: cannot decode {paths[bad[0]]}{more}: not a PNG, JPEG, BMP or GIF "
+                   f"image, or empty; fix or remove it{hint}")
 
 
 def _decode_all(paths: list[str]) -> dict[int, np.ndarray]:

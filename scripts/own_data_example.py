@@ -4,17 +4,19 @@ Builds <out>/fashion/train/<class name>/*.png from the shipped Fashion-MNIST fil
 --per_class images of each class; a --noise share of them filed under another, random class) and
 <out>/fashion/test/ from the test images, then runs, as a user would,
 
-  python -m ieg.main --dataset=folder --dataset_dir=<out>/fashion --mode=find_issues ...
-  python -m ieg.main --dataset=folder --dataset_dir=<out>/fashion ... --export_dir=<out>/model   (with --export)
+  python -m ieg.main --dataset=folder --dataset_dir=<out>/fashion --mode=find_issues --export_dir=<out>/model ...
+  python -m ieg.main --dataset=folder --dataset_dir=<out>/fashion --mode=predict --predict_input=<out>/new ...
 
-and scores the flagged labels against the truth it kept aside (<out>/truth.csv): precision, recall,
-the estimated against the true noise rate, and the wall time of the search.
+(<out>/new: the test images, without their class folders), and scores the flagged labels against
+the truth it kept aside (<out>/truth.csv): precision, recall, the estimated against the true noise
+rate, the accuracy of the predictions, and the wall time of each command.
 
   python scripts/own_data_example.py --out=/tmp/own_data
 """
 import argparse
 import csv
 import gzip
+import json
 import os
 import subprocess
 import sys
@@ -42,6 +44,9 @@ def first_per_class(labels: np.ndarray, per_class: int) -> np.ndarray:
 
 
 def write_png(path: str, image: np.ndarray) -> None:
+  sys.path.insert(0, ROOT)
+  from ieg import quiet_import  # pylint: disable=g-import-not-at-top
+  quiet_import.import_tensorflow()   # without TensorFlow's machine-dependent info lines
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   os.makedirs(os.path.dirname(path), exist_ok=True)
   tf.io.write_file(path, tf.io.encode_png(image[..., None]))
@@ -67,7 +72,20 @@ def build_folder(out: str, per_class: int, test_per_class: int, noise: float, se
       writer.writerow([relative, CLASS_NAMES[label], CLASS_NAMES[y[row]]])
   for row in first_per_class(y_test, test_per_class):
     write_png(os.path.join(folder, "test", CLASS_NAMES[y_test[row]], f"{row:05d}.png"), x_test[row])
+  with open(os.path.join(out, "new_truth.csv"), "w", newline="", encoding="utf-8") as f:
+    writer = csv.writer(f)
+    writer.writerow(["path", "true_label"])
+    for row in first_per_class(y_test, test_per_class)[::5]:   # "new" images: unlabelled, in one folder
+      write_png(os.path.join(out, "new", f"{row:05d}.png"), x_test[row])
+      writer.writerow([f"{row:05d}.png", CLASS_NAMES[y_test[row]]])
   return folder
+
+
+def run(command: list[str]) -> float:
+  print("$ python", " ".join(command[1:]), flush=True)
+  started = time.time()
+  subprocess.run(command, cwd=ROOT, check=True)
+  return time.time() - started
 
 
 def main():
@@ -83,13 +101,12 @@ def main():
   os.makedirs(args.out, exist_ok=True)
   folder = build_folder(args.out, args.per_class, args.test_per_class, args.noise, args.seed)
   runs = os.path.join(args.out, "runs")
-  command = [sys.executable, "-m", "ieg.main", "--dataset=folder", f"--dataset_dir={folder}", "--mode=find_issues",
-             "--method=supervised", "--network_name=mnist_cnn", f"--max_epoch={args.max_epoch}", "--batch_size=64",
-             "--probe_dataset_hold_ratio=0", f"--cross_val_folds={args.folds}", f"--checkpoint_path={runs}"]
-  print("$", " ".join(command[1:]), flush=True)
-  started = time.time()
-  subprocess.run(command, cwd=ROOT, check=True)
-  seconds = time.time() - started
+  common = [sys.executable, "-m", "ieg.main", "--dataset=folder", f"--dataset_dir={folder}", "--method=supervised",
+            "--network_name=mnist_cnn", f"--max_epoch={args.max_epoch}", "--batch_size=64",
+            "--probe_dataset_hold_ratio=0", f"--checkpoint_path={runs}"]
+  search_seconds = run(common + ["--mode=find_issues", f"--cross_val_folds={args.folds}",
+                                 f"--export_dir={os.path.join(args.out, 'model')}"])
+  predict_seconds = run(common + ["--mode=predict", f"--predict_input={os.path.join(args.out, 'new')}"])
   with open(os.path.join(args.out, "truth.csv"), newline="", encoding="utf-8") as f:
     truth = {row["path"]: row["given_label"] != row["true_label"] for row in csv.DictReader(f)}
   found = [os.path.join(dirpath, "label_issues.csv") for dirpath, _, names in os.walk(runs)
@@ -100,9 +117,18 @@ def main():
   hits = sum(wrong[p] and truth[p] for p in truth)
   precision = hits / max(sum(wrong.values()), 1)
   recall = hits / max(sum(truth.values()), 1)
-  print(f"images {len(truth)}  wrong labels {sum(truth.values())} ({np.mean(list(truth.values())):.3f})  "
-        f"flagged {sum(wrong.values())}  precision {precision:.3f}  recall {recall:.3f}  "
-        f"search {seconds:.0f} s ({args.folds} folds x {args.max_epoch} epochs)")
+  estimate = json.load(open(os.path.join(os.path.dirname(found[0]), "noise_estimate.json"), encoding="utf-8"))
+  predictions = [os.path.join(d, n) for d, _, names in os.walk(runs) for n in names if n == "new.csv"]
+  with open(os.path.join(args.out, "new_truth.csv"), newline="", encoding="utf-8") as f:
+    new_truth = {row["path"]: row["true_label"] for row in csv.DictReader(f)}
+  with open(predictions[0], newline="", encoding="utf-8") as f:
+    predicted = {row["path"]: row["predicted_label"] for row in csv.DictReader(f)}
+  accuracy = np.mean([predicted[p] == label for p, label in new_truth.items()])
+  print(f"images {len(truth)}  wrong labels {sum(truth.values())} ({np.mean(list(truth.values())):.3f}, estimated "
+        f"{estimate['estimated_noise_rate']:.3f})  flagged {sum(wrong.values())}  precision {precision:.3f}  "
+        f"recall {recall:.3f}  find_issues+export {search_seconds:.0f} s ({args.folds} folds + the all-data model, "
+        f"{args.max_epoch} epochs each)  predict {predict_seconds:.0f} s: {len(new_truth)} new images, "
+        f"accuracy {accuracy:.3f}")
 
 
 if __name__ == "__main__":

@@ -139,7 +139,8 @@ def invalid_settings(c: RunConfig) -> set[str]:
       ("image_size", 0 <= c.image_size <= 4096),
       ("test_fraction", 0.0 < c.test_fraction <= 0.9),  # (0, 0.9]: some test, most left to train on
       ("export_dir", (c.mode != "export" or c.export_dir is not None)
-       and not (c.mode in ("train", "export") and c.export_dir is not None and c.export_dir.endswith(".npz"))),
+       and not (c.mode in ("train", "export", "find_issues") and c.export_dir is not None
+                and c.export_dir.endswith(".npz"))),  # the modes that write an export refuse a file
       ("predict_input", c.mode != "predict" or (c.predict_input is not None
                                                 and not c.predict_input.endswith(".missing"))),
   ] if not ok}

@@ -47,7 +47,7 @@ def check(mode: str, export_dir: str | None, predict_input: str | None) -> None:
   """The export and predict settings of a run in `mode`."""
   if mode == "export" and not export_dir:
     raise UserError("--mode=export needs --export_dir=<folder to write the SavedModel into>")
-  if export_dir and mode in ("train", "export"):
+  if export_dir and mode in ("train", "export", "find_issues"):
     check_export_dir(export_dir)
   if mode == "predict":
     check_predict_input(predict_input)

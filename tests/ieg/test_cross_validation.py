@@ -90,3 +90,60 @@ def test_a_rerun_reuses_the_trained_folds(searched):
   again = experiment.run(config)
   np.testing.assert_allclose(np.load(os.path.join(config.run_dir, "detection", label_issues.PROBS_FILE)), before)
   assert again["num_flagged"] > 0
+
+
+def test_two_commands_take_a_misfiled_folder_to_flagged_labels_a_model_and_predictions(real_data_dir, tmp_path):
+  """The README's story through the real CLI: find_issues (with an export), then predict."""
+  import gzip  # pylint: disable=g-import-not-at-top
+  import subprocess  # pylint: disable=g-import-not-at-top
+  import sys  # pylint: disable=g-import-not-at-top
+
+  def read_idx(path):
+    with gzip.open(path, "rb") as f:
+      data = f.read()
+    shape = [int.from_bytes(data[4 + 4 * i:8 + 4 * i], "big") for i in range(data[3])]
+    return np.frombuffer(data, np.uint8, offset=4 + 4 * data[3]).reshape(shape)
+
+  images = read_idx(real_data_dir / "fashion_mnist" / "train-images-idx3-ubyte.gz")
+  labels = read_idx(real_data_dir / "fashion_mnist" / "train-labels-idx1-ubyte.gz")
+  names = ["T-shirt top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+  rng = np.random.default_rng(0)
+  folder, misfiled = tmp_path / "clothes", {}
+  for c in range(10):
+    for row in np.flatnonzero(labels == c)[:60]:
+      filed = (c + rng.integers(1, 10)) % 10 if rng.random() < 0.25 else c
+      path = folder / "train" / names[filed] / f"{row}.png"
+      path.parent.mkdir(parents=True, exist_ok=True)
+      Image.fromarray(images[row]).save(path)
+      misfiled[str(path)] = filed != c
+  new = tmp_path / "new"
+  new.mkdir()
+  for row in range(50000, 50020):
+    Image.fromarray(images[row]).save(new / f"{row}.png")
+  common = [sys.executable, "-m", "ieg.main", "--dataset=folder", f"--dataset_dir={folder}", "--method=supervised",
+            "--network_name=mnist_cnn", "--max_iteration=150", "--batch_size=32", "--probe_dataset_hold_ratio=0",
+            "--distribution_strategy=one_device", f"--checkpoint_path={tmp_path / 'runs'}"]
+  env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""}
+  repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+  search = subprocess.run(common + ["--mode=find_issues", "--cross_val_folds=2", f"--export_dir={tmp_path / 'model'}"],
+                          cwd=repo, env=env, capture_output=True, text=True, timeout=1200)
+  assert search.returncode == 0, search.stderr[-3000:]
+  assert "[find_issues]" in search.stdout and "label_issues.csv" in search.stdout
+  found = [os.path.join(d, "label_issues.csv") for d, _, files in os.walk(tmp_path / "runs")
+           if "label_issues.csv" in files and d.endswith(os.path.join("find_issues", "detection"))]
+  with open(found[0], newline="", encoding="utf-8") as f:
+    rows = list(csv.DictReader(f))
+  assert {r["scored"] for r in rows} == {"out_of_sample"} and {r["given_label"] for r in rows} == set(names)
+  flagged = np.array([r["is_label_issue"] == "True" for r in rows])
+  wrong = np.array([misfiled[r["path"]] for r in rows])
+  assert flagged[wrong].mean() > 2 * flagged[~wrong].mean(), (flagged[wrong].mean(), flagged[~wrong].mean())
+  assert json.load(open(tmp_path / "model" / "class_names.json", encoding="utf-8")) == sorted(names)
+  predict = subprocess.run(common + ["--mode=predict", f"--predict_input={new}"], cwd=repo, env=env,
+                           capture_output=True, text=True, timeout=600)
+  assert predict.returncode == 0, predict.stderr[-3000:]
+  predictions = [os.path.join(d, "new.csv") for d, _, files in os.walk(tmp_path / "runs") if "new.csv" in files]
+  with open(predictions[0], newline="", encoding="utf-8") as f:
+    predicted = {r["path"]: r["predicted_label"] for r in csv.DictReader(f)}
+  assert len(predicted) == 20
+  accuracy = np.mean([predicted[f"{row}.png"] == names[labels[row]] for row in range(50000, 50020)])
+  assert accuracy > 0.4, accuracy   # chance is 0.1

@@ -15,7 +15,6 @@ rate, the accuracy of the predictions, and the wall time of each command.
 """
 import argparse
 import csv
-import gzip
 import json
 import os
 import subprocess
@@ -29,14 +28,6 @@ ROOT = os.path.dirname(HERE)
 DATA = os.path.join(os.path.dirname(ROOT), "shared", "data", "fashion_mnist")
 CLASS_NAMES = ["T-shirt top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
                "Ankle boot"]
-
-
-def read_idx(path: str) -> np.ndarray:
-  with gzip.open(path, "rb") as f:
-    data = f.read()
-  dims = data[3]
-  shape = [int.from_bytes(data[4 + 4 * i:8 + 4 * i], "big") for i in range(dims)]
-  return np.frombuffer(data, np.uint8, offset=4 + 4 * dims).reshape(shape)
 
 
 def first_per_class(labels: np.ndarray, per_class: int) -> np.ndarray:
@@ -55,9 +46,9 @@ def write_png(path: str, image: np.ndarray) -> None:
 def build_folder(out: str, per_class: int, test_per_class: int, noise: float, seed: int) -> str:
   """Writes the folder and truth.csv (path, given label, true label); returns the folder."""
   folder = os.path.join(out, "fashion")
-  x, y = read_idx(os.path.join(DATA, "train-images-idx3-ubyte.gz")), read_idx(os.path.join(DATA, "train-labels-idx1-ubyte.gz"))
-  x_test, y_test = (read_idx(os.path.join(DATA, "t10k-images-idx3-ubyte.gz")),
-                    read_idx(os.path.join(DATA, "t10k-labels-idx1-ubyte.gz")))
+  sys.path.insert(0, ROOT)
+  from datasets.sources import archives  # pylint: disable=g-import-not-at-top
+  x, y, x_test, y_test = archives.read_mnist_idx(DATA, "fashion_mnist")
   rows = first_per_class(y, per_class)
   rng = np.random.default_rng(seed)
   given = y[rows].astype(np.int64)

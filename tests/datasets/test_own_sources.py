@@ -4,7 +4,6 @@ Tiny image files are written with Pillow, which is also the independent referenc
 pixel the sources return must equal Pillow's reading of the file.
 """
 import csv
-import gzip
 import json
 import os
 import subprocess
@@ -17,7 +16,7 @@ from PIL import Image
 from core.errors import UserError
 from datasets import noisy as noisy_lib
 from datasets import sources
-from datasets.sources import load_raw
+from datasets.sources import archives, load_raw
 from datasets.sources.own import labelled_files, tfds_family
 from datasets.spec import parse_dataset_spec
 
@@ -360,17 +359,8 @@ def run_cli(*args, timeout=600):
                         text=True, timeout=timeout)
 
 
-def read_idx(path) -> np.ndarray:
-  with gzip.open(path, "rb") as f:
-    data = f.read()
-  dims = data[3]
-  shape = [int.from_bytes(data[4 + 4 * i:8 + 4 * i], "big") for i in range(dims)]
-  return np.frombuffer(data, np.uint8, offset=4 + 4 * dims).reshape(shape)
-
-
 def test_cli_trains_on_a_folder_of_real_fashion_mnist(real_data_dir, tmp_path):
-  images = read_idx(real_data_dir / "fashion_mnist" / "train-images-idx3-ubyte.gz")
-  labels = read_idx(real_data_dir / "fashion_mnist" / "train-labels-idx1-ubyte.gz")
+  images, labels, _, _ = archives.read_mnist_idx(real_data_dir / "fashion_mnist", "fashion_mnist")
   names = ["T-shirt top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
            "Ankle boot"]
   root = tmp_path / "fashion"

@@ -10,6 +10,7 @@ from PIL import Image
 from core.errors import UserError
 from datasets import folds as folds_lib
 from datasets import noisy as noisy_lib
+from datasets.sources import archives
 from ieg import cross_validation
 from ieg import experiment
 from ieg.config import RunConfig
@@ -94,18 +95,10 @@ def test_a_rerun_reuses_the_trained_folds(searched):
 
 def test_two_commands_take_a_misfiled_folder_to_flagged_labels_a_model_and_predictions(real_data_dir, tmp_path):
   """The README's story through the real CLI: find_issues (with an export), then predict."""
-  import gzip  # pylint: disable=g-import-not-at-top
   import subprocess  # pylint: disable=g-import-not-at-top
   import sys  # pylint: disable=g-import-not-at-top
 
-  def read_idx(path):
-    with gzip.open(path, "rb") as f:
-      data = f.read()
-    shape = [int.from_bytes(data[4 + 4 * i:8 + 4 * i], "big") for i in range(data[3])]
-    return np.frombuffer(data, np.uint8, offset=4 + 4 * data[3]).reshape(shape)
-
-  images = read_idx(real_data_dir / "fashion_mnist" / "train-images-idx3-ubyte.gz")
-  labels = read_idx(real_data_dir / "fashion_mnist" / "train-labels-idx1-ubyte.gz")
+  images, labels, _, _ = archives.read_mnist_idx(real_data_dir / "fashion_mnist", "fashion_mnist")
   names = ["T-shirt top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
   rng = np.random.default_rng(0)
   folder, misfiled = tmp_path / "clothes", {}

@@ -7,9 +7,7 @@ the newest readable checkpoint.
 import contextlib
 import dataclasses
 import logging
-import math
 import os
-import sys
 
 import keras
 import numpy as np
@@ -208,10 +206,6 @@ def check_network_fits_data(config: RunConfig, data, method_cls) -> None:
     raise UserError(f"--method={config.method} needs strong image views, which text data does not have")
 
 
-def _verbosity() -> int:
-  return 1 if sys.stdout.isatty() else 2
-
-
 @dataclasses.dataclass(frozen=True)
 class FitSegment:
   """One `model.fit` call: Keras epochs [initial_epoch, epochs) of `steps_per_epoch` steps from `first_step`."""
@@ -224,16 +218,21 @@ class FitSegment:
 def fit_segments(start_step: int, max_iteration: int, eval_freq: int) -> list[FitSegment]:
   """The fit calls that train from `start_step` to `max_iteration` with evaluations at multiples of `eval_freq`.
 
-  A run stopped by SIGTERM resumes inside a period: the rest of that period comes first, so the
-  evaluations, checkpoints and learning-rate steps fall where an uninterrupted run has them.
+  Whole periods share one call; a period cut short (the rest of one a SIGTERM interrupted, or the
+  run's last, shorter one) gets a call of its own, so every call ends exactly where an evaluation
+  falls and no per-step check is needed to stop at `max_iteration`.
   """
   segments = []
-  epoch, offset = divmod(start_step, eval_freq)
-  if offset:
-    segments.append(FitSegment(start_step, epoch, epoch + 1, eval_freq - offset))
-    epoch += 1
-  if epoch * eval_freq < max_iteration:
-    segments.append(FitSegment(epoch * eval_freq, epoch, math.ceil(max_iteration / eval_freq), eval_freq))
+  step, epoch = start_step, start_step // eval_freq
+  while step < max_iteration:
+    period_end = min((epoch + 1) * eval_freq, max_iteration)
+    if step == epoch * eval_freq and period_end == (epoch + 1) * eval_freq:
+      whole = max_iteration // eval_freq
+      segments.append(FitSegment(step, epoch, whole, eval_freq))
+      step, epoch = whole * eval_freq, whole
+    else:
+      segments.append(FitSegment(step, epoch, epoch + 1, period_end - step))
+      step, epoch = period_end, epoch + 1
   return segments
 
 
@@ -265,12 +264,12 @@ def train(run: Run) -> dict:
     callbacks = [
         *([guard_callbacks.PausePoints()] if fault_points.active() else []),
         *model.training_callbacks(run.data),  # the method's own first: they prepare state for the next step
-        callbacks_lib.StopAtStep(run.max_iteration),
+        callbacks_lib.TrainingThroughput(run.global_batch),
         *([callbacks_lib.EvaluateValidation(lambda: validation_dataset(run))]
           if run.data.num_validation else []),  # before anything records or saves
         guard_callbacks.StopOnNonFiniteLoss(run.store),  # before anything of a bad step is saved
         callbacks_lib.WriteSummaries(config.run_dir, model.SCALAR_TAGS, run.steps_per_epoch),
-        callbacks_lib.RecordResults(config.run_dir, run.steps_per_epoch),
+        callbacks_lib.RecordResults(config.run_dir, run.steps_per_epoch, run.max_iteration),
         guard_callbacks.WarnOnCollapse(run.data.num_classes, collapse_hint(config)),
         *([reports.WriteReports(config.run_dir, run.data, run.max_iteration, config.val_batch_size,
                                 run.global_batch)]
@@ -286,7 +285,7 @@ def train(run: Run) -> dict:
                                                             lambda: train_dataset(run, segment.first_step))
         model.fit(train_input, epochs=segment.epochs,
                   steps_per_epoch=segment.steps_per_epoch, initial_epoch=segment.initial_epoch,
-                  validation_data=eval_dataset(run), callbacks=callbacks, verbose=_verbosity(), shuffle=False)
+                  validation_data=eval_dataset(run), callbacks=callbacks, verbose=0, shuffle=False)
     except OSError as e:  # results, logs or events could not be written (full disk, removed folder)
       latest = run.store.latest_path()
       raise UserError(f"cannot write {e.filename or config.run_dir} ({e.strerror or e}): free space or fix the "

@@ -329,9 +329,12 @@ class LabelCorrection(keras.callbacks.Callback):
     self._done_epoch = None
     self._logits = tf.function(method.momentum_logits, reduce_retracing=True)
 
+  def on_epoch_begin(self, epoch, logs=None):
+    self.period_start = int(self.method.optimizer.iterations.numpy())  # once a period, not once a step
+
   def on_train_batch_begin(self, batch, logs=None):
     method = self.method
-    epoch = int(method.optimizer.iterations.numpy()) // max(method.context.steps_per_epoch, 1)
+    epoch = (self.period_start + batch) // max(method.context.steps_per_epoch, 1)
     if epoch < method.config.correction:
       return
     if self._done_epoch is None:

@@ -190,7 +190,7 @@ def soak_one(index: int, rng: random.Random, args, cache: dict) -> Outcome:
     with open(log) as f:
       text = f.read()
     resumed = re.findall(r"resumed from step (\d+)", text)
-    if newest and ("Epoch " in text or resumed) and resumed[:1] != [str(newest)]:
+    if newest and (re.search(r"step \d+ of \d+", text) or resumed) and resumed[:1] != [str(newest)]:
       outcome.problems.append(f"attempt {attempt}: resumed from {resumed[:1]}, expected step {newest}")
     newest = max(listed) if listed else 0
     if happened.exit_status == 0:

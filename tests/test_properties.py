@@ -282,14 +282,14 @@ def test_probe_and_train_are_disjoint_clean_and_balanced(counts, probe_ratio, se
 # ----- resuming inside an evaluation period --------------------------------------------------
 
 def evaluations(segments, max_iteration) -> list[tuple[int, int]]:
-  """(Keras epoch, step) of every evaluation when `train` runs these fit calls (StopAtStep included)."""
+  """(Keras epoch, step) of every evaluation when `train` runs these fit calls."""
   step, out = segments[0].first_step, []
   for segment in segments:
     if step >= max_iteration:
       break
     assert segment.first_step == step  # each fit call starts where the previous one stopped
     for epoch in range(segment.initial_epoch, segment.epochs):
-      step = min(step + segment.steps_per_epoch, max_iteration)
+      step += segment.steps_per_epoch
       out.append((epoch, step))
       if step >= max_iteration:
         break

@@ -225,8 +225,8 @@ def test_lock_file_per_multi_worker_task(monkeypatch):
     (40, 60, 20, [(40, 2, 3, 20)]),
     (47, 60, 20, [(47, 2, 3, 13)]),
     (47, 100, 20, [(47, 2, 3, 13), (60, 3, 5, 20)]),
-    (3, 50, 20, [(3, 0, 1, 17), (20, 1, 3, 20)]),   # last period ends early at 50 (StopAtStep)
-    (41, 45, 20, [(41, 2, 3, 19)]),
+    (3, 50, 20, [(3, 0, 1, 17), (20, 1, 2, 20), (40, 2, 3, 10)]),   # the last, shorter period: a call of its own
+    (41, 45, 20, [(41, 2, 3, 4)]),
 ])
 def test_fit_segments(start, max_iteration, eval_freq, expected):
   segments = experiment.fit_segments(start, max_iteration, eval_freq)

@@ -1,4 +1,5 @@
 """Keras callbacks of a training run. A Keras "epoch" here is `eval_freq` steps, as IEG's evaluation period."""
+import logging
 import os
 import time
 
@@ -21,23 +22,50 @@ def current_step(model) -> int:
 
 
 def current_learning_rate(model) -> float:
-  optimizer = model.optimizer
+  optimizer = getattr(model.optimizer, "inner_optimizer", model.optimizer)  # under float16 loss scaling
   lr = optimizer.learning_rate
   if isinstance(optimizer._learning_rate, keras.optimizers.schedules.LearningRateSchedule):  # pylint: disable=protected-access
     lr = optimizer._learning_rate(optimizer.iterations)  # pylint: disable=protected-access
   return float(tf.convert_to_tensor(lr).numpy())
 
 
-class StopAtStep(keras.callbacks.Callback):
-  """Ends training at `max_iteration` even inside a Keras epoch (the last period may be shorter)."""
+class StepCounter(keras.callbacks.Callback):
+  """Knows the current step without asking the device: read once per period, counted per batch.
 
-  def __init__(self, max_iteration: int):
+  Reading `optimizer.iterations` after a step waits for that step; doing it at every batch would
+  cost a host sync per step, which a plain `fit` does not pay.
+  """
+
+  def on_epoch_begin(self, epoch, logs=None):
+    self.period_start = current_step(self.model)
+
+  def step_after(self, batch: int) -> int:
+    return self.period_start + batch + 1
+
+
+class TrainingThroughput(keras.callbacks.Callback):
+  """Training images per second of each period, as `images_per_second` in the period's logs.
+
+  Timed from the period's start to its evaluation (Keras waits for the last step before it), so the
+  evaluation and the callbacks of the period end are not part of it, and no step is synchronised.
+  """
+
+  def __init__(self, global_batch: int):
     super().__init__()
-    self.max_iteration = max_iteration
+    self.global_batch = global_batch
+    self.started = self.elapsed = None
 
-  def on_train_batch_end(self, batch, logs=None):
-    if current_step(self.model) >= self.max_iteration:
-      self.model.stop_training = True
+  def on_epoch_begin(self, epoch, logs=None):
+    self.started, self.elapsed = time.perf_counter(), None
+
+  def on_test_begin(self, logs=None):
+    if self.started is not None and self.elapsed is None:
+      self.elapsed = time.perf_counter() - self.started
+
+  def on_epoch_end(self, epoch, logs=None):
+    self.on_test_begin()
+    if logs is not None and self.elapsed:
+      logs["images_per_second"] = self.params["steps"] * self.global_batch / self.elapsed
 
 
 class SaveCheckpoint(keras.callbacks.Callback):
@@ -100,10 +128,11 @@ class EvaluateValidation(keras.callbacks.Callback):
 class RecordResults(keras.callbacks.Callback):
   """After every evaluation: results.json (latest + history) and one line of log.jsonl."""
 
-  def __init__(self, run_dir: str, steps_per_epoch: int):
+  def __init__(self, run_dir: str, steps_per_epoch: int, max_iteration: int | None = None):
     super().__init__()
     self.run_dir = run_dir
     self.steps_per_epoch = steps_per_epoch
+    self.max_iteration = max_iteration
     self.started = time.time()
 
   def on_epoch_end(self, epoch, logs=None):
@@ -120,3 +149,16 @@ class RecordResults(keras.callbacks.Callback):
                    if k.startswith("val_") and k not in ("val_top1", "val_top5", "val_loss")})
     run_files.record_result(self.run_dir, record)
     run_files.append_log(self.run_dir, {**record, "seconds": round(time.time() - self.started, 2)})
+    logging.info("%s", progress_line(record, self.max_iteration))
+
+
+def progress_line(record: dict, max_iteration: int | None) -> str:
+  """One line per evaluation: where the run is, how it does and how fast it trains (no per-step bar:
+  drawing one would make every step wait for the host)."""
+  parts = [f"step {record['step']}" + (f" of {max_iteration}" if max_iteration else "")]
+  parts += [f"{name} {record[key]:.4f}" for name, key in (
+      ("top1", "top1"), ("validation top1", "validation_top1"), ("eval loss", "eval_loss"),
+      ("train loss", "train_loss"), ("train accuracy", "train_accuracy")) if record.get(key) is not None]
+  if record.get("train_images_per_second"):
+    parts.append(f"{record['train_images_per_second']:.0f} images/s")
+  return ", ".join(parts)

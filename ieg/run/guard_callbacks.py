@@ -1,8 +1,9 @@
 """Callbacks that keep a long run safe: stop on a non-finite loss, warn on a collapsed network, stop
 cleanly on SIGTERM, test pauses.
 
-Keras calls `on_train_batch_end` after every step, before the period's checkpoint is written at
-`on_epoch_end`, so a bad step is caught before anything of it reaches the disk.
+The per-step guards are `async_safe`: Keras then runs every `on_train_batch_end` on a worker thread,
+so no step waits for the host. An exception raised there reaches `fit` at the next step or, at the
+latest, when the period ends and before any `on_epoch_end` runs: nothing of a bad step is saved.
 """
 import logging
 import math
@@ -12,6 +13,7 @@ import keras
 from core.errors import UserError
 from ieg.run import fault_points
 from ieg.run import interrupts
+from ieg.run.callbacks import StepCounter
 from ieg.run.callbacks import current_step
 
 EXIT_NON_FINITE = 3
@@ -28,11 +30,13 @@ class NonFiniteLoss(UserError):
     self.step = step
 
 
-class StopOnNonFiniteLoss(keras.callbacks.Callback):
+class StopOnNonFiniteLoss(StepCounter):
   """Raises NonFiniteLoss at the first step whose loss is NaN or infinite.
 
   The logged loss is the running mean of the period, which turns non-finite at the first bad step.
   """
+
+  async_safe = True
 
   def __init__(self, store):
     super().__init__()
@@ -41,7 +45,7 @@ class StopOnNonFiniteLoss(keras.callbacks.Callback):
   def on_train_batch_end(self, batch, logs=None):
     loss = (logs or {}).get("loss")
     if loss is not None and not math.isfinite(float(loss)):
-      raise NonFiniteLoss(float(loss), current_step(self.model), self.store.latest_path())
+      raise NonFiniteLoss(float(loss), self.step_after(batch), self.store.latest_path())
 
 
 def at_chance(eval_loss, top1, num_classes: int) -> bool:
@@ -93,23 +97,40 @@ class WarnOnCollapse(keras.callbacks.Callback):
 class StopOnSignal(keras.callbacks.Callback):
   """After a SIGTERM/SIGINT: save a checkpoint at the current step and raise `interrupts.Interrupted`.
 
-  Put it after the checkpoint callback: at the end of a period that one has already saved the step.
-  An evaluation in progress is finished first (it is short next to a scheduler's grace period).
+  A signal during training steps asks `fit` to stop after the current step (from the callback
+  thread); Keras would then evaluate the unfinished period, so the checkpoint is saved and the run
+  stopped when that evaluation begins. A signal during an evaluation lets it finish: the period's
+  own checkpoint is saved first (put this callback after the checkpoint callback).
   """
+
+  async_safe = True
 
   def __init__(self, watch: interrupts.SignalWatch, store):
     super().__init__()
     self.watch = watch
     self.store = store
+    self.stopping = False
 
   def on_train_batch_end(self, batch, logs=None):
-    if self.watch.received:
-      step = current_step(self.model)
-      raise interrupts.Interrupted(self.watch.received, step, self.store.save(step))
+    if self.watch.received and not self.stopping:
+      self.stopping = True
+      self.model.stop_training = True
+
+  def on_test_begin(self, logs=None):
+    if self.stopping:
+      self._stop()
+
+  def on_train_end(self, logs=None):
+    if self.stopping:  # the stop fell on a period's last step of the run: no evaluation followed
+      self._stop()
 
   def on_epoch_end(self, epoch, logs=None):
     if self.watch.received:
       raise interrupts.Interrupted(self.watch.received, current_step(self.model), self.store.latest_path())
+
+  def _stop(self):
+    step = current_step(self.model)
+    raise interrupts.Interrupted(self.watch.received, step, self.store.save(step))
 
 
 class PausePoints(keras.callbacks.Callback):

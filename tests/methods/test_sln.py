@@ -175,6 +175,7 @@ def test_correction_epochs_train_on_stored_targets_without_noise():
   callback = LabelCorrection(model, in_memory_image_batches(uint8_images(5, B), None, SEED, chunk=256),
                              batch()["label"])
   callback.set_model(model)
+  callback.on_epoch_begin(0)  # as fit does: the period's first step is read once, then batches counted
   for step in range(4):
     callback.on_train_batch_begin(step)
     assert int(model.targets_epoch.numpy()) == (-1 if step < 2 else 1)  # refreshed once, at the epoch start

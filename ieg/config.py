@@ -16,6 +16,7 @@ LR_SCHEDULES = ("cosine", "custom_step", "cosine_warmup", "exponential", "cosine
 DISTRIBUTION_STRATEGIES = ("mirrored", "one_device", "multi_worker")
 MODES = ("train", "evaluation", "report", "find_issues", "export", "predict")
 OPTIMIZERS = ("momentum", "adam")
+PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")  # Keras's policy names (see ieg/precision.py)
 TRANSITIONS = ("known", "estimate")  # --transition: the synthetic noise's own matrix, or find_issues' estimate
 ESTIMATE = "estimate"  # the value of an estimable method option (forget_rate) that reads find_issues' estimate
 FIND_ISSUES_DIR = "find_issues"  # below the training run directory: --mode=find_issues' folds and results
@@ -73,6 +74,7 @@ class RunConfig:
   distribution_strategy: str = "mirrored"
   deterministic: bool = False
   jit_compile: bool = False
+  precision: str = "float32"  # Keras dtype policy: float32, mixed_bfloat16 or mixed_float16
   preset: str | None = None
   use_imagenet_as_eval: bool = False
   # The user's own images: --dataset=folder reads --dataset_dir; folder, csv and tfds:<name> resize
@@ -97,6 +99,7 @@ class RunConfig:
     _one_of("distribution_strategy", self.distribution_strategy, DISTRIBUTION_STRATEGIES)
     _one_of("optimizer", self.optimizer, OPTIMIZERS)
     _one_of("transition", self.transition, TRANSITIONS)
+    _one_of("precision", self.precision, PRECISIONS)
     if self.mode == "find_issues" and self.uses_noise_estimate:
       raise UserError("--mode=find_issues makes the noise estimate that 'estimate' reads: give numbers (or the "
                       "defaults) for this search, then train with 'estimate'")

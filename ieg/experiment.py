@@ -23,6 +23,7 @@ from datasets import spec as spec_lib
 from datasets.pipelines import run_inputs
 from ieg import cross_validation
 from ieg import optimizers
+from ieg import precision
 from ieg import schedules
 from ieg import strategy as strategy_lib
 from ieg import config as config_lib
@@ -114,6 +115,7 @@ def build(config: RunConfig, data: noisy_lib.NoisyDataset | None = None) -> Run:
   """Builds data, strategy, network, method and optimizer; restores nothing yet."""
   config.validate()
   set_determinism(config)
+  precision.apply_policy(config.precision)  # before any network is built
   data = data if data is not None else load_data(config)
   strategy = strategy_lib.make_strategy(config.distribution_strategy)
   global_batch = config.batch_size * strategy.num_replicas_in_sync
@@ -139,7 +141,8 @@ def build(config: RunConfig, data: noisy_lib.NoisyDataset | None = None) -> Run:
         corrupted=data.corrupted)
     model = method_cls(make_network(), context, method_config(config, method_cls))
     schedule = schedules.make_schedule(config, steps_per_epoch, max_iteration)
-    optimizer = optimizers.make_optimizer(config.optimizer, schedule, config.momentum)
+    optimizer = optimizers.make_optimizer(config.optimizer, schedule, config.momentum,
+                                         loss_scaling=config.precision == "mixed_float16")
     model.compile(optimizer=optimizer, jit_compile=config.jit_compile)
     optimizer.build(model.network.trainable_variables)  # slots must exist before a restore; a peer network has its own
   strategy_lib.prepare_model(model, strategy)  # Keras gaps under a multi-worker strategy

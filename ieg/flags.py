@@ -64,7 +64,11 @@ def define_flags() -> None:
                       "(--dataset=custom) or a CSV path,label[,split] (--dataset=csv).")
   flags.DEFINE_string("distribution_strategy", d.distribution_strategy, "mirrored, one_device or multi_worker.")
   flags.DEFINE_bool("deterministic", d.deterministic, "Deterministic TF ops (slower): identical reruns.")
-  flags.DEFINE_bool("jit_compile", d.jit_compile, "Compile the train step with XLA.")
+  flags.DEFINE_bool("jit_compile", d.jit_compile, "Compile the train step with XLA (faster on GPUs; slower on "
+                    "the CPUs measured, see the README's speed section).")
+  flags.DEFINE_string("precision", d.precision, "Keras dtype policy: float32, mixed_bfloat16 (CPUs with bf16 units, "
+                      "Ampere+ GPUs) or mixed_float16 (GPUs; with loss scaling). Variables, losses and the "
+                      "optimizer stay float32.")
   flags.DEFINE_bool("use_imagenet_as_eval", d.use_imagenet_as_eval,
                     "WebVision-mini: evaluate on the first 50 ImageNet classes' val images, as IEG.")
   flags.DEFINE_string("preset", None, "Named paper setting that fills the flags you do not set, e.g. "

@@ -73,11 +73,35 @@ class Beta1SwitchAdam(keras.optimizers.Adam):
     return {**super().get_config(), "switch_step": self.switch_step, "beta_1_after": self.beta_1_after}
 
 
-def make_optimizer(name: str, learning_rate, momentum: float) -> keras.optimizers.Optimizer:
+class LossScaled(keras.optimizers.LossScaleOptimizer):
+  """Keras's dynamic loss scaling (float16), where a skipped step still counts as a step.
+
+  Keras skips the update of a step whose scaled gradients overflowed and halves the scale; its step
+  counter then falls behind the data. Counting the skipped step keeps `iterations` equal to the
+  number of batches seen, which the resume point, the schedules and the evaluation steps rely on.
+  """
+
+  def _stateful_handle_non_finite_grads(self):
+    super()._stateful_handle_non_finite_grads()
+    self.inner_optimizer.iterations.assign_add(1)
+
+
+def unscaled(optimizer: keras.optimizers.Optimizer) -> keras.optimizers.Optimizer:
+  """The optimizer that holds the update rule and its state (the loss-scaled one's inner optimizer)."""
+  return optimizer.inner_optimizer if isinstance(optimizer, keras.optimizers.LossScaleOptimizer) else optimizer
+
+
+def make_optimizer(name: str, learning_rate, momentum: float, loss_scaling: bool = False) -> keras.optimizers.Optimizer:
   """`momentum`: TF1 momentum (IEG). `adam`: Adam with PyTorch's epsilon (SIGUA, PRL).
 
   A schedule with `adam_beta1_switch_step` (co-teaching's plan) also switches Adam's beta1 there.
+  `loss_scaling` (float16) wraps it in dynamic loss scaling.
   """
+  optimizer = _update_rule(name, learning_rate, momentum)
+  return LossScaled(optimizer) if loss_scaling else optimizer
+
+
+def _update_rule(name: str, learning_rate, momentum: float) -> keras.optimizers.Optimizer:
   if name == "momentum":
     return TF1Momentum(learning_rate=learning_rate, momentum=momentum)
   if name == "adam":

@@ -100,7 +100,8 @@ class Method(keras.Model):
     with tf.GradientTape() as tape:
       loss, logits = self.training_loss(data)
       total = loss + self.l2_loss()
-    self.apply_gradients(tape.gradient(total, self.network.trainable_variables))
+      scaled = total * self.loss_scale()
+    self.apply_gradients(tape.gradient(scaled, self.network.trainable_variables))
     self.update_ema()
     self.record_training(total, data["label"], logits)
     return self.train_results()
@@ -139,17 +140,29 @@ class Method(keras.Model):
       return tf.constant(0.0)
     return 0.5 * wd * tf.add_n([tf.reduce_sum(tf.square(v)) for v in variables])
 
+  def loss_scale(self, optimizer=None) -> tf.Tensor | float:
+    """The float16 loss scale of `optimizer` (1.0 without loss scaling).
+
+    Differentiate `loss * loss_scale()` so that small float16 gradients do not underflow;
+    `apply_gradients` expects gradients of the scaled loss, and the optimizer unscales them.
+    """
+    scale = getattr(optimizer or self.optimizer, "dynamic_scale", None)
+    return 1.0 if scale is None else tf.convert_to_tensor(scale)
+
   def apply_gradients(self, grads, variables=None, optimizer=None) -> None:
-    """Applies per-replica gradients of a per-replica mean loss as one global-batch update."""
+    """Applies per-replica gradients of a per-replica mean (scaled) loss as one global-batch update."""
     variables = self.network.trainable_variables if variables is None else variables
     optimizer = optimizer or self.optimizer
     replicas = self.num_replicas
     grads = [g / replicas for g in grads]
     if self.context.grad_clip_norm:
+      # Clip the true gradient: unscale first, scale back after (exact, the scale is a power of two).
+      scale = self.loss_scale(optimizer)
       # Clip the global-batch gradient, as a single-device run would, not each replica's share.
-      summed = tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM, grads)
+      summed = tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM,
+                                                              [g / scale for g in grads])
       clipped, _ = tf.clip_by_global_norm(summed, self.context.grad_clip_norm)
-      grads = [g / replicas for g in clipped]  # the optimizer sums them again
+      grads = [g * scale / replicas for g in clipped]  # the optimizer sums them again
     optimizer.apply(grads, variables)
 
   def update_ema(self) -> None:

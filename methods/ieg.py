@@ -159,7 +159,7 @@ class IEG(MetaMethod):
     problem = LookaheadProblem(
         forward=forward, batch_loss=batch_loss, regularizer=self.l2_loss, probe_loss=self.probe_loss_fn(data, state),
         coefficients=[initial_weights, initial_mixing], step_size=cfg.meta_stepsize,
-        momentum_terms=momentum_terms(self.optimizer, variables, cfg.meta_momentum))
+        momentum_terms=momentum_terms(self.optimizer, variables, cfg.meta_momentum), loss_scale=self.loss_scale())
     result = meta_step(cfg.meta_grad, variables, problem)
     weight_gradient, mixing_gradient = result.coefficient_gradients
     weights = normalized_weights(weight_gradient)
@@ -174,10 +174,12 @@ class IEG(MetaMethod):
       xe_loss = self.mixup_loss(result.params, state, data, images, strong_images, guessed, seed)
       cs_loss = cfg.consistency_factor * consistency_kl(weak_logits, strong_logits)
       loss = (chosen_loss + weighted_loss) / 2.0 + xe_loss + cs_loss + self.l2_loss(result.params)
-    grads = result.tape.gradient(loss, result.params, unconnected_gradients=tf.UnconnectedGradients.ZERO)
+      scaled = loss * self.loss_scale()
+    grads = result.tape.gradient(scaled, result.params, unconnected_gradients=tf.UnconnectedGradients.ZERO)
     stats = {**self.meta_stats(result, data), "xe_loss": xe_loss, "cs_loss": cs_loss}
     return ReplicaUpdate(grads=grads, network_state=result.outputs["state"], loss=loss, logits=weak_logits,
-                         weights=weights, stats=stats, label_choice=chosen, alignment=-weight_gradient)
+                         weights=weights, stats=stats, label_choice=chosen, alignment=-weight_gradient,
+                         overflowed=result.overflowed)
 
   def mixup_loss(self, params, state, data, images, strong_images, guessed, seed) -> tf.Tensor:
     """MixUp over [B probe rows drawn with replacement | weak | strong] with targets [onehot | g | g]."""

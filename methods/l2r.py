@@ -32,13 +32,15 @@ class L2R(MetaMethod):
     problem = LookaheadProblem(
         forward=forward, batch_loss=batch_loss, regularizer=self.l2_loss,
         probe_loss=self.probe_loss_fn(data, state), coefficients=[tf.zeros_like(labels, tf.float32)],
-        step_size=self.config.meta_stepsize, batch_gradient_vanishes=True)
+        step_size=self.config.meta_stepsize, batch_gradient_vanishes=True, loss_scale=self.loss_scale())
     result = meta_step(self.config.meta_grad, self.network.trainable_variables, problem)
     weight_gradient = result.coefficient_gradients[0]
     weights = normalized_weights(weight_gradient)
     with result.tape:
       logits = result.outputs["logits"]
       loss = tf.reduce_sum(weights * sparse_cross_entropy(labels, logits)) + self.l2_loss(result.params)
-    grads = result.tape.gradient(loss, result.params, unconnected_gradients=tf.UnconnectedGradients.ZERO)
+      scaled = loss * self.loss_scale()
+    grads = result.tape.gradient(scaled, result.params, unconnected_gradients=tf.UnconnectedGradients.ZERO)
     return ReplicaUpdate(grads=grads, network_state=result.outputs["state"], loss=loss, logits=logits,
-                         weights=weights, stats=self.meta_stats(result, data), alignment=-weight_gradient)
+                         weights=weights, stats=self.meta_stats(result, data), alignment=-weight_gradient,
+                         overflowed=result.overflowed)

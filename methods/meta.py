@@ -55,6 +55,9 @@ class LookaheadProblem:
   step_size: float
   momentum_terms: Tensors | None = None
   batch_gradient_vanishes: bool = False
+  # float16: the probe loss is differentiated times this scale (its gradient would underflow), and the
+  # coefficient gradients divided by it again. The look-ahead gradient itself is not scaled.
+  loss_scale: tf.Tensor | float = 1.0
 
 
 @dataclasses.dataclass
@@ -70,6 +73,9 @@ class MetaStepResult:
   coefficient_gradients: Tensors  # dL_probe/dc, one per coefficient vector
   meta_loss: tf.Tensor
   probe_logits: tf.Tensor
+  # float16 only: the scaled meta-gradient overflowed. The coefficient gradients are then zero (the
+  # step's loss stays finite) and the caller must let the loss-scaled optimizer skip the step.
+  overflowed: tf.Tensor | bool = False
 
 
 _ZERO = tf.UnconnectedGradients.ZERO
@@ -82,7 +88,15 @@ check_meta_grad = META_GRADIENTS.check
 def meta_step(kind: str, variables, problem: LookaheadProblem) -> MetaStepResult:
   """Runs the look-ahead and returns dL_probe/dc with the `kind` implementation ('reverse' or 'jvp')."""
   params = [tf.convert_to_tensor(v) for v in variables]
-  return META_GRADIENTS.lookup(kind)(params, problem)
+  result = META_GRADIENTS.lookup(kind)(params, problem)
+  if isinstance(problem.loss_scale, float) and problem.loss_scale == 1.0:
+    return result
+  grads = [g / problem.loss_scale for g in result.coefficient_gradients]
+  overflowed = tf.logical_not(tf.reduce_all([tf.reduce_all(tf.math.is_finite(g)) for g in grads]
+                                            + [tf.math.is_finite(result.meta_loss)]))
+  return dataclasses.replace(result, coefficient_gradients=[tf.where(overflowed, tf.zeros_like(g), g) for g in grads],
+                             meta_loss=tf.where(overflowed, tf.zeros_like(result.meta_loss), result.meta_loss),
+                             overflowed=overflowed)
 
 
 def lookahead_parameters(params: Tensors, grads: Tensors, step_size: float,
@@ -97,7 +111,8 @@ def _probe_gradient(problem: LookaheadProblem, lookahead: Tensors):
   with tf.GradientTape() as tape:
     tape.watch(lookahead)
     meta_loss, probe_logits = problem.probe_loss(lookahead)
-  return tape.gradient(meta_loss, lookahead, unconnected_gradients=_ZERO), meta_loss, probe_logits
+    scaled = meta_loss * problem.loss_scale
+  return tape.gradient(scaled, lookahead, unconnected_gradients=_ZERO), meta_loss, probe_logits
 
 
 @register_meta_gradient("reverse")
@@ -179,6 +194,7 @@ def normalized_weights(weight_gradient: tf.Tensor) -> tf.Tensor:
 
 def momentum_terms(optimizer, variables, momentum: float) -> Tensors | None:
   """mu * (TF1 momentum accumulator) per variable; None (no momentum term) without an accumulator (Adam)."""
+  optimizer = getattr(optimizer, "inner_optimizer", optimizer)  # under float16 loss scaling
   accumulator = getattr(optimizer, "accumulator", None)
   if accumulator is None or not momentum:
     return None
@@ -208,6 +224,7 @@ class ReplicaUpdate:
   stats: dict[str, tf.Tensor]
   label_choice: tf.Tensor | None = None  # IEG's lambda* (1: noisy label, 0: guessed label)
   alignment: tf.Tensor | None = None  # -dL_probe/deps per example: the weight before relu and normalising
+  overflowed: tf.Tensor | bool = False  # float16: the meta step overflowed (see MetaStepResult)
 
 
 _MIXING_STREAM = 11  # random stream of a method's in-step draws (IEG's MixUp), apart from the data streams
@@ -258,7 +275,10 @@ class MetaMethod(Method):
     context = tf.distribute.get_replica_context()
     replica_id = context.replica_id_in_sync_group if context is not None else 0
     update = self.compute_update(data, replica_seed(self.context.seed, self.optimizer.iterations, replica_id))
-    self.apply_gradients(update.grads)
+    grads = update.grads
+    if update.overflowed is not False:  # non-finite gradients make the loss-scaled optimizer skip and halve its scale
+      grads = [tf.where(update.overflowed, tf.constant(float("inf"), g.dtype), g) for g in grads]
+    self.apply_gradients(grads)
     for variable, value in zip(self.network.non_trainable_variables, update.network_state):
       variable.assign(value)
     self.update_ema()

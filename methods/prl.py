@@ -91,7 +91,9 @@ def _presets() -> dict[str, dict]:
 
 
 def clone_optimizer(optimizer: keras.optimizers.Optimizer, name: str) -> keras.optimizers.Optimizer:
-  """A fresh optimizer of the same kind and schedule, with its own state."""
+  """A fresh optimizer of the same kind and schedule, with its own state (and its own loss scale)."""
+  if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
+    return type(optimizer)(clone_optimizer(optimizer.inner_optimizer, name), name="loss_scaled_" + name)
   config = {**optimizer.get_config(), "name": name}
   return type(optimizer).from_config(config)
 
@@ -225,6 +227,7 @@ class Prl(Method):
       loss_sum = tf.cond(tf.size(rows) > 0, kept_loss_sum, lambda: tf.constant(0.0))
       loss = self.num_replicas * loss_sum / denominator  # apply_gradients divides by the replica count
       total = loss + self.l2_loss(variables)
-    grads = tape.gradient(total, variables, unconnected_gradients=tf.UnconnectedGradients.ZERO)
+      scaled = total * self.loss_scale(optimizer)
+    grads = tape.gradient(scaled, variables, unconnected_gradients=tf.UnconnectedGradients.ZERO)
     self.apply_gradients(grads, variables, optimizer)
     return total

@@ -246,7 +246,8 @@ class Sigua(Method):
       # This replica's share of the global loss, times the replica count that apply_gradients divides by.
       loss = self.num_replicas * tf.reduce_sum(coefficients * losses)
       total = loss + self.l2_loss()
-    self.apply_gradients(tape.gradient(total, self.network.trainable_variables))
+      scaled = total * self.loss_scale()
+    self.apply_gradients(tape.gradient(scaled, self.network.trainable_variables))
     self.update_ema()
     self.record_training(total, labels, logits)
     good = selection.local_rows(weighting.good, offset, size)

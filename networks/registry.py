@@ -68,13 +68,23 @@ def _entry(name: str) -> _Entry:
 
 def build_network(name: str, num_classes: int, input_shape: tuple[int, int, int],
                   **options: Any) -> keras.Model:
-  """Builds network `name` for float32 images of `input_shape` (H, W, C); outputs K logits."""
+  """Builds network `name` for float32 images of `input_shape` (H, W, C); outputs K float32 logits."""
   if num_classes < 1:
     raise UserError(f"num_classes must be at least 1 (got {num_classes}); check the dataset spec")
   if len(input_shape) not in (1, 3):   # (H, W, C) images, or (L,) token sequences (textcnn)
     raise UserError(f"input_shape must be (height, width, channels) or (sequence length,) "
                     f"(got {tuple(input_shape)})")
-  return _entry(name).builder(int(num_classes), tuple(int(d) for d in input_shape), **options)
+  network = _entry(name).builder(int(num_classes), tuple(int(d) for d in input_shape), **options)
+  return with_float32_logits(network)
+
+
+def with_float32_logits(network: keras.Model) -> keras.Model:
+  """Under a mixed dtype policy the layers compute in bfloat16/float16; the logits are cast back to
+  float32 so that every loss, softmax and example weight is float32. No-op under float32."""
+  if keras.config.dtype_policy().compute_dtype == "float32":
+    return network
+  logits = keras.layers.Activation("linear", dtype="float32", name="float32_logits")(network.outputs[0])
+  return keras.Model(network.inputs, logits, name=network.name)
 
 
 def default_weight_decay(name: str) -> float:

@@ -41,6 +41,7 @@ def tiny_digits_config(tmp_path, **overrides):
     ("--forget_rate=lots", "--forget_rate=lots is not a number"),
     ("--forget_rate=1.5", "--forget_rate=1.5 is out of range"),
     ("--cross_val_folds=1", "--cross_val_folds=1 is out of range"),
+    ("--precision=float64", "--precision=float64 is not known"),
 ])
 def test_bad_flags_exit_2_with_one_line(flag, message):
   result = run_cli("--method=supervised", flag, "--checkpoint_path=/nonexistent/never_written")

@@ -17,7 +17,7 @@ from core.errors import UserError
 from datasets import noisy as noisy_lib
 from datasets import sources
 from datasets.sources import archives, load_raw
-from datasets.sources.own import labelled_files, tfds_family
+from datasets.sources.own import decode, labelled_files, tfds_family
 from datasets.spec import parse_dataset_spec
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -248,6 +248,29 @@ def test_unreadable_image_is_named_or_skipped(tmp_path):
   raw = load_raw("folder", None, None, options(dataset_dir=str(tmp_path), skip_bad_images=True, test_fraction=0.34))
   assert len(raw.y_train) + len(raw.y_test) == 9
   assert str(bad) not in raw.paths
+
+
+def test_a_set_too_large_for_memory_is_one_line_naming_an_image_size_that_fits(tmp_path, monkeypatch):
+  make_folder(tmp_path, per_class=4, colour_classes=("cat",), jpg_classes=(), size=(16, 16))
+  fits = load_raw("folder", None, None, options(dataset_dir=str(tmp_path), test_fraction=0.25))
+  # Independent reference: the decoded arrays' own bytes, held COPIES times.
+  held = decode.COPIES * (fits.x_train.nbytes + fits.x_test.nbytes)
+  assert decode.decoded_bytes(12, 16, 16, 3) == held
+  monkeypatch.setattr(decode, "available_memory_bytes", lambda: held - 1)
+  message = _folder_error(tmp_path)
+  assert "12 images of 16x16x3" in message and "free" in message and "--image_size=15 or smaller" in message
+  # The size the message names fits; with room for the full size the set loads again.
+  raw = load_raw("folder", None, None, options(dataset_dir=str(tmp_path), image_size=15, test_fraction=0.25))
+  assert raw.x_train.shape[1:] == (15, 15, 3)
+  monkeypatch.setattr(decode, "available_memory_bytes", lambda: held)
+  assert load_raw("folder", None, None, options(dataset_dir=str(tmp_path))).x_train.shape[1:] == (16, 16, 3)
+
+
+def test_available_memory_is_read_from_this_machine():
+  available = decode.available_memory_bytes()
+  with open("/proc/meminfo", encoding="utf-8") as f:
+    total = next(int(line.split()[1]) * 1024 for line in f if line.startswith("MemTotal:"))
+  assert available is not None and 0 < available <= total
 
 
 # ----- csv -------------------------------------------------------------------------------------

@@ -4,13 +4,15 @@ Files are decoded in a parallel tf.data map; a file TensorFlow cannot decode (no
 truncated) stops the load with one line naming it, or is skipped with --skip_bad_images. The
 decoded images then get one shape: 3 channels when any image is colour, else 1 (an alpha channel
 is dropped), and --image_size N resizes every image to N x N; without it all images must already
-share one size.
+share one size. Before the load, a few files tell whether the decoded set fits in the memory this
+process may still take; when it does not, one line says so and which --image_size would fit.
 """
 from __future__ import annotations
 
 import collections
 import dataclasses
 import logging
+import math
 
 import numpy as np
 
@@ -19,6 +21,11 @@ from core.errors import UserError
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
 SKIP_FLAG = "--skip_bad_images"
 SIZE_FLAG = "--image_size"
+# A decoded image is held about three times while a set loads and trains: decoded one by one,
+# stacked into one array, and in tf.data's cache.
+COPIES = 3
+# How many files are decoded up front to estimate the size of the whole set.
+SIZE_SAMPLE = 8
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,6 +43,7 @@ def decode_files(paths: list[str], *, image_size: int, skip_bad: bool, where: st
   """Decodes `paths` in order; `where` (e.g. '--dataset=folder') starts every error."""
   if not paths:
     raise UserError(f"{where}: no image files to read")
+  check_fits_in_memory(paths, image_size=image_size, where=where)
   decoded = _decode_all(paths)
   bad = [i for i in range(len(paths)) if i not in decoded]
   if bad and not skip_bad:
@@ -49,6 +57,60 @@ def decode_files(paths: list[str], *, image_size: int, skip_bad: bool, where: st
   images = common_shape([decoded[int(i)] for i in kept], [paths[int(i)] for i in kept],
                         image_size=image_size, where=where)
   return Decoded(images=images, kept=kept)
+
+
+def check_fits_in_memory(paths: list[str], *, image_size: int, where: str) -> None:
+  """UserError when `paths`, decoded at the size of the first few files (or `image_size`), would
+  not fit in the memory this process may still take; silent where that is unknown."""
+  available = available_memory_bytes()
+  sample = list(_decode_all(paths[:SIZE_SAMPLE]).values())
+  if available is None or not sample:
+    return
+  channels = 3 if any(image.shape[-1] >= 3 for image in sample) else 1
+  height, width = ((image_size, image_size) if image_size else
+                   (max(i.shape[0] for i in sample), max(i.shape[1] for i in sample)))
+  need = decoded_bytes(len(paths), height, width, channels)
+  if need <= available:
+    return
+  side = math.isqrt(available // (COPIES * len(paths) * channels))
+  fix = (f"pass {SIZE_FLAG}={side} or smaller" if side >= 8 else "use fewer images") + ", or free memory"
+  raise UserError(f"{where}: {len(paths)} images of {width}x{height}x{channels} need about "
+                  f"{_gib(need)} of memory once decoded, more than the {_gib(available)} free; {fix}")
+
+
+def decoded_bytes(count: int, height: int, width: int, channels: int) -> int:
+  """The memory a decoded set of `count` uint8 images takes while it loads and trains."""
+  return COPIES * count * height * width * channels
+
+
+def available_memory_bytes() -> int | None:
+  """Memory this process may still take: the system's MemAvailable, capped by a cgroup limit
+  (containers); None where neither can be read."""
+  found = []
+  try:
+    with open("/proc/meminfo", encoding="utf-8") as f:
+      for line in f:
+        if line.startswith("MemAvailable:"):
+          found.append(int(line.split()[1]) * 1024)
+  except (OSError, ValueError, IndexError):
+    pass
+  for limit_file, usage_file in (("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),
+                                 ("/sys/fs/cgroup/memory/memory.limit_in_bytes",
+                                  "/sys/fs/cgroup/memory/memory.usage_in_bytes")):
+    try:
+      with open(limit_file, encoding="utf-8") as f:
+        limit = f.read().strip()
+      with open(usage_file, encoding="utf-8") as f:
+        usage = int(f.read().strip())
+    except (OSError, ValueError):
+      continue
+    if limit.isdigit() and int(limit) < 1 << 60:   # 'max' or a huge number: no limit
+      found.append(max(int(limit) - usage, 0))
+  return min(found) if found else None
+
+
+def _gib(size: int) -> str:
+  return f"{size / 2**30:.1f} GiB" if size >= 2**30 else f"{size / 2**20:.1f} MiB"
 
 
 def decode_each(paths: list[str], *, where: str) -> list[np.ndarray]:

@@ -69,6 +69,7 @@ class NoisyDataset(DatasetSizes):
   # Image files read from disk: the file of every row of the source's train order (index with
   # train_ids), for reports that name files.
   source_paths: list[str] | None = None
+  skipped_paths: list[str] | None = None   # unreadable files left out (--skip_bad_images)
 
   @property
   def num_validation(self) -> int:
@@ -117,6 +118,8 @@ class NoisyDataset(DatasetSizes):
              f"  train {len(self.y_train)}, probe {len(self.y_probe)}"
              + (" (clean, from the dataset file)" if self.probe_from_file else " (clean)")
              + f", test {len(self.y_test)}"]
+    if self.skipped_paths:
+      lines.append(f"  {len(self.skipped_paths)} unreadable image file(s) skipped, listed in skipped_images.txt")
     noisy_counts = np.bincount(self.y_train, minlength=k)
     probe_counts = np.bincount(self.y_probe, minlength=k)
     test_counts = np.bincount(self.y_test, minlength=k)
@@ -303,6 +306,6 @@ def build_noisy_dataset(spec: DatasetSpec, *, data_dir: str | None, probe_ratio:
       corrupted=corrupted, train_ids=train_ids, transition=transition,
       x_probe=x_probe, y_probe=y_probe.astype(np.int64), probe_ids=probe_ids,
       x_test=raw.x_test, y_test=raw.y_test, class_names=raw.class_names, seed=int(seed),
-      source_paths=raw.paths,
+      source_paths=raw.paths, skipped_paths=raw.skipped_paths or None,
       probe_ratio=None if probe_from_file else float(probe_ratio),
       probe_from_file=probe_from_file, vocabulary=raw.vocabulary)

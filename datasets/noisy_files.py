@@ -46,6 +46,7 @@ class FileNoisyDataset(noisy_lib.DatasetSizes):
   y_train_clean: None = None
   corrupted: None = None
   transition: None = None
+  skipped_paths: None = None
 
   kind = "image_files"
   network_options: dict = dataclasses.field(default_factory=dict)

@@ -173,11 +173,15 @@ def prepare_run_dir(run: Run) -> None:
     data.save_noise_file(noise_path)
   with open(os.path.join(config.run_dir, run_files.NOISE_REPORT_FILE), "w", encoding="utf-8") as f:
     f.write(data.noise_report() + "\n")
+  if data.skipped_paths:
+    with open(os.path.join(config.run_dir, run_files.SKIPPED_IMAGES_FILE), "w", encoding="utf-8") as f:
+      f.write("".join(p + "\n" for p in data.skipped_paths))
   resolved = {**config.to_json(), "num_replicas": run.strategy.num_replicas_in_sync, "global_batch": run.global_batch,
               "steps_per_epoch": run.steps_per_epoch, "max_iteration_resolved": run.max_iteration,
               "weight_decay_resolved": run.model.context.weight_decay, "num_classes": data.num_classes,
               "num_train": data.num_train, "num_probe": data.num_probe, "num_test": data.num_test,
-              "num_validation": data.num_validation, "noise_ratio_resolved": run.model.context.noise_ratio,
+              "num_validation": data.num_validation, "num_skipped_images": len(data.skipped_paths or ()),
+              "noise_ratio_resolved": run.model.context.noise_ratio,
               **({"noise_estimate_file": config.noise_estimate_path} if config.uses_noise_estimate else {})}
   run_files.write_json_atomic(os.path.join(config.run_dir, run_files.FLAGS_FILE), resolved)
 

@@ -39,6 +39,8 @@ class RawDataset:
   vocabulary: list[str] | None = None
   # Image files read from disk: the file of every training row, in train order (for reports).
   paths: list[str] | None = None
+  # Files of the listing that were skipped as unreadable (--skip_bad_images), for the run directory.
+  skipped_paths: list[str] | None = None
 
 
 @dataclasses.dataclass(frozen=True)

@@ -12,6 +12,7 @@ RESULTS_FILE = "results.json"
 LOG_FILE = "log.jsonl"
 NOISE_FILE = "noise.npz"
 NOISE_REPORT_FILE = "noise_report.txt"
+SKIPPED_IMAGES_FILE = "skipped_images.txt"   # unreadable files left out (--skip_bad_images)
 CHECKPOINT_DIR = "checkpoints"
 
 

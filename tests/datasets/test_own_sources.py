@@ -248,6 +248,7 @@ def test_unreadable_image_is_named_or_skipped(tmp_path):
   raw = load_raw("folder", None, None, options(dataset_dir=str(tmp_path), skip_bad_images=True, test_fraction=0.34))
   assert len(raw.y_train) + len(raw.y_test) == 9
   assert str(bad) not in raw.paths
+  assert sorted(raw.skipped_paths) == sorted([str(bad), str(tmp_path / "train" / "cat" / "empty.jpg")])
 
 
 def test_a_set_too_large_for_memory_is_one_line_naming_an_image_size_that_fits(tmp_path, monkeypatch):
@@ -390,7 +391,9 @@ def test_cli_trains_on_a_folder_of_real_fashion_mnist(real_data_dir, tmp_path):
   for c, name in enumerate(names):
     for i, row in enumerate(np.flatnonzero(labels == c)[:40]):
       write_image(root / "train" / name / f"{i}.png", images[row])
-  result = run_cli("--dataset=folder_symmetric_0.2", f"--dataset_dir={root}", "--method=supervised",
+  broken = root / "train" / names[3] / "broken.png"
+  broken.write_bytes(b"not an image")
+  result = run_cli("--dataset=folder_symmetric_0.2", f"--dataset_dir={root}", "--method=supervised", "--skip_bad_images",
                    "--network_name=mnist_cnn", "--max_iteration=60", "--eval_freq=60", "--batch_size=32",
                    "--probe_dataset_hold_ratio=0", "--distribution_strategy=one_device", "--seed=1",
                    f"--checkpoint_path={tmp_path / 'runs'}")
@@ -404,6 +407,13 @@ def test_cli_trains_on_a_folder_of_real_fashion_mnist(real_data_dir, tmp_path):
     rows = list(csv.DictReader(f))
   assert len(rows) == 320 and {r["given_label"] for r in rows} == set(names)   # 80 of 400 held out as test
   assert all(os.path.isfile(r["path"]) and r["path"].startswith(str(root / "train")) for r in rows)
+  run_dir = os.path.dirname(found[0])
+  with open(os.path.join(run_dir, "skipped_images.txt"), encoding="utf-8") as f:
+    assert f.read() == f"{broken}\n"
+  with open(os.path.join(run_dir, "flags.json"), encoding="utf-8") as f:
+    assert json.load(f)["num_skipped_images"] == 1
+  with open(os.path.join(run_dir, "noise_report.txt"), encoding="utf-8") as f:
+    assert "1 unreadable image file(s) skipped" in f.read()
 
 
 def _one_line_exit_2(result, *needles):

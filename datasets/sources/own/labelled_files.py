@@ -83,7 +83,8 @@ def build_raw(splits: dict[str, LabelledFiles], *, num_classes: int, class_names
   raw = RawDataset(x_train=out.images[train], y_train=kept_labels[train], x_test=out.images[test],
                    y_test=kept_labels[test], num_classes=int(num_classes),
                    class_names=list(class_names) if class_names else None,
-                   paths=[kept_paths[i] for i in train])
+                   paths=[kept_paths[i] for i in train],
+                   skipped_paths=[paths[i] for i in np.setdiff1d(np.arange(len(paths)), out.kept)])
   if "probe" in rows and len(rows["probe"]):
     raw.x_probe, raw.y_probe = out.images[rows["probe"]], kept_labels[rows["probe"]]
   return raw

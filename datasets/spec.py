@@ -4,7 +4,8 @@ Names come from the source registry (datasets.sources) and noise types from the 
 (datasets.noise), so registering a source or a noise model makes it a valid spec at once.
 The text is parsed from the right because names contain underscores (fashion_mnist_symmetric_0.5).
 A family name (`tfds:<member>`) is any member, so its noise suffix is matched first:
-`tfds:mnist_uniform_0.4` is tfds:mnist with uniform noise, `tfds:mnist_1` a member named mnist_1.
+`tfds:mnist_uniform_0.4` is tfds:mnist with uniform noise, `tfds:mnist_1` a member named mnist_1,
+`tfds:imagenette/320px:1.0.0_symmetric_0.2` a config and version of a member with noise.
 """
 from __future__ import annotations
 
@@ -46,7 +47,8 @@ class DatasetSpec:
 
 
 def _valid_names() -> str:
-  return ", ".join(sources.source_names() + [f"{p}:<name>" for p in sources.family_names()])
+  return ", ".join(sources.source_names()
+                   + [f"{p}:<name>[/<config>][:<version>]" for p in sources.family_names()])
 
 
 def _valid_noises() -> str:

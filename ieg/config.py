@@ -137,7 +137,8 @@ class RunConfig:
   @property
   def training_run_dir(self) -> str:
     """`<checkpoint_path>/<dataset>_p<probe ratio>/<network_name>/<method>`, as the original nests it."""
-    return os.path.join(self.checkpoint_path, f"{self.dataset}_p{self.probe_dataset_hold_ratio}",
+    # A TFDS config (tfds:imagenette/320px) names one folder, not two.
+    return os.path.join(self.checkpoint_path, f"{self.dataset.replace('/', '-')}_p{self.probe_dataset_hold_ratio}",
                         self.network_name, self.method)
 
   @property

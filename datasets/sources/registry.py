@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from typing import Callable
 
 import numpy as np
@@ -63,6 +64,8 @@ _LABELS_AS_GIVEN: set[str] = set()
 # name prefix -> loader(member, data_dir, dataset_file, options), for names `<prefix>:<member>`.
 _FAMILIES: dict[str, Callable] = {}
 FAMILY_SEPARATOR = ":"
+# A member as TFDS names one: `name`, `name/config`, `name:1.2.0`, `name/config:1.*.*`.
+_MEMBER = re.compile(r"[a-z0-9_]+(/[A-Za-z0-9_.\-]+)?(:[0-9*]+\.[0-9*]+\.[0-9*]+)?")
 
 # What a source's loader returns: in-memory images (RawDataset), in-memory token ids
 # (RawDataset with a vocabulary), or image files streamed from disk
@@ -121,11 +124,10 @@ def family_names() -> list[str]:
 
 
 def split_family(name: str) -> tuple[str, str] | None:
-  """('tfds', 'mnist') for 'tfds:mnist' when 'tfds' is a family and the member a plain name; else None."""
+  """('tfds', 'mnist/config:1.0.0') for 'tfds:mnist/config:1.0.0' when 'tfds' is a family and the
+  member a well-formed name (optional /config and :version); else None."""
   prefix, sep, member = name.partition(FAMILY_SEPARATOR)
-  if not sep or prefix not in _FAMILIES:
-    return None
-  if not member or not member.replace("_", "").isalnum() or not member.isascii() or member != member.lower():
+  if not sep or prefix not in _FAMILIES or not _MEMBER.fullmatch(member):
     return None
   return prefix, member
 

@@ -179,11 +179,23 @@ def test_folder_without_noise_keeps_labels_of_unknown_cleanliness(tmp_path):
     ("tfds:mnist_uniform_0.4", "tfds:mnist", "uniform", 0.4),
     ("tfds:fashion_mnist", "tfds:fashion_mnist", "none", 0.0),
     ("tfds:fashion_mnist_pairflip_0.45", "tfds:fashion_mnist", "pairflip", 0.45),
+    ("tfds:mnist:3.0.1", "tfds:mnist:3.0.1", "none", 0.0),
+    ("tfds:imagenette/320px_symmetric_0.2", "tfds:imagenette/320px", "symmetric", 0.2),
+    ("tfds:cifar10_corrupted/brightness_1:1.*.*_uniform_0.4", "tfds:cifar10_corrupted/brightness_1:1.*.*",
+     "uniform", 0.4),
 ])
 def test_spec_parsing_of_own_sources(text, name, noise, ratio):
   spec = parse_dataset_spec(text)
   assert (spec.name, spec.noise, spec.ratio) == (name, noise, ratio)
   assert parse_dataset_spec(str(spec)) == spec
+
+
+def test_a_tfds_config_names_one_run_folder():
+  from ieg.config import RunConfig  # pylint: disable=g-import-not-at-top
+  config = RunConfig(dataset="tfds:imagenette/320px:1.0.0_symmetric_0.2", checkpoint_path="/runs",
+                     network_name="resnet29", method="supervised", probe_dataset_hold_ratio=0.0)
+  assert os.path.relpath(config.training_run_dir, "/runs").split(os.sep) == [
+      "tfds:imagenette-320px:1.0.0_symmetric_0.2_p0.0", "resnet29", "supervised"]
 
 
 @pytest.mark.parametrize("text, message", [
@@ -192,6 +204,9 @@ def test_spec_parsing_of_own_sources(text, name, noise, ratio):
     ("tfdz:mnist", "unknown dataset name"),
     ("tfds:mnist_uniform", "needs a ratio"),
     ("tfds:mnist_uniform_1.5", "outside the range"),
+    ("tfds:mnist/", "unknown dataset name"),
+    ("tfds:mnist:3.0", "tfds:<name>\\[/<config>\\]\\[:<version>\\]"),
+    ("tfds:mnist/a b", "unknown dataset name"),
 ])
 def test_bad_family_specs(text, message):
   with pytest.raises(UserError, match=message):
@@ -353,6 +368,17 @@ def test_tfds_family_reads_mocked_data(tmp_path):
   assert raw.x_train.shape == (12, 28, 28, 1) and raw.x_train.dtype == np.uint8
   assert raw.x_test.shape == (12, 28, 28, 1) and raw.num_classes == 10
   assert raw.y_train.dtype == np.int64 and 0 <= raw.y_train.min() and raw.y_train.max() < 10
+
+
+def test_tfds_config_and_version_reach_the_builder(tmp_path):
+  tfds = pytest.importorskip("tensorflow_datasets")
+  with tfds.testing.mock_data(num_examples=6):
+    raw = load_raw("tfds:mnist:3.0.1", tmp_path)
+    assert raw.x_train.shape == (6, 28, 28, 1)
+    raw = load_raw("tfds:cifar10_corrupted/brightness_1", tmp_path)
+    assert raw.x_train.shape == (6, 32, 32, 3)
+    with pytest.raises(UserError, match="tfds:mnist:9.9.9: TFDS has no dataset"):
+      load_raw("tfds:mnist:9.9.9", tmp_path)
 
 
 def test_tfds_without_test_split_holds_out_test_fraction(tmp_path, monkeypatch):

@@ -13,7 +13,7 @@ import pytest
 from ieg.run.callbacks import TrainingThroughput
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-STEPS, BATCH, STEP_SLEEP, EVAL_SLEEP = 4, 8, 0.1, 1.0
+STEPS, BATCH, STEP_SLEEP, EVAL_SLEEP = 4, 8, 0.1, 3.0
 
 
 class Sleep(keras.callbacks.Callback):
@@ -35,10 +35,10 @@ def test_meter_counts_training_steps_and_not_the_evaluation():
   rates = history.history["images_per_second"]
   assert len(rates) == 2
   # The second period (no tracing): at most the sleep-bound rate, well above the rate that would
-  # include the evaluation's second.
+  # include the evaluation's 3 s (a loaded CI machine adds about a second to the period).
   at_most = STEPS * BATCH / (STEPS * STEP_SLEEP)
   with_evaluation = STEPS * BATCH / (STEPS * STEP_SLEEP + EVAL_SLEEP)
-  assert 1.4 * with_evaluation < rates[1] <= at_most
+  assert 1.5 * with_evaluation < rates[1] <= at_most
 
 
 @pytest.mark.slow

@@ -53,10 +53,14 @@ def make_strategy(name: str) -> tf.distribute.Strategy:
   its distributed variables and per-replica plumbing cost about a third of a small network's step
   on CPU; a plain `fit` runs under the default strategy.
   """
-  strategy = STRATEGIES[name]()
-  if name != MULTI_WORKER and len(strategy.extended.worker_devices) == 1:
-    return tf.distribute.get_strategy()
-  return strategy
+  if name != MULTI_WORKER and _local_devices(name) == 1:
+    return tf.distribute.get_strategy()   # not built at all: its log line would name a strategy not used
+  return STRATEGIES[name]()
+
+
+def _local_devices(name: str) -> int:
+  """How many devices the local strategy `name` would hold: the visible GPUs (or the CPU) for mirrored."""
+  return max(len(tf.config.list_logical_devices("GPU")), 1) if name == "mirrored" else 1
 
 
 # ----- the cluster, from TF_CONFIG -----------------------------------------------------------------

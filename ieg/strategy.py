@@ -59,8 +59,11 @@ def make_strategy(name: str) -> tf.distribute.Strategy:
 
 
 def _local_devices(name: str) -> int:
-  """How many devices the local strategy `name` would hold: the visible GPUs (or the CPU) for mirrored."""
-  return max(len(tf.config.list_logical_devices("GPU")), 1) if name == "mirrored" else 1
+  """How many devices the local strategy `name` would hold: MirroredStrategy takes every visible GPU,
+  else every logical CPU."""
+  if name != "mirrored":
+    return 1
+  return len(tf.config.list_logical_devices("GPU")) or len(tf.config.list_logical_devices("CPU"))
 
 
 # ----- the cluster, from TF_CONFIG -----------------------------------------------------------------

@@ -16,7 +16,9 @@ LR_SCHEDULES = ("cosine", "custom_step", "cosine_warmup", "exponential", "cosine
 DISTRIBUTION_STRATEGIES = ("mirrored", "one_device", "multi_worker")
 MODES = ("train", "evaluation", "report", "find_issues", "export", "predict")
 OPTIMIZERS = ("momentum", "adam")
-PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")  # Keras's policy names (see ieg/precision.py)
+PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+IMAGE_CACHES = ("auto", "memory", "disk")  # where decoded folder/csv images are held (datasets.sources.own.decode)
+IMAGE_CACHE_DIR = "image_cache"  # under --checkpoint_path unless --image_cache_dir is given  # Keras's policy names (see ieg/precision.py)
 TRANSITIONS = ("known", "estimate")  # --transition: the synthetic noise's own matrix, or find_issues' estimate
 ESTIMATE = "estimate"  # the value of an estimable method option (forget_rate) that reads find_issues' estimate
 FIND_ISSUES_DIR = "find_issues"  # below the training run directory: --mode=find_issues' folds and results
@@ -83,6 +85,10 @@ class RunConfig:
   image_size: int = 0
   test_fraction: float = 0.2
   skip_bad_images: bool = False
+  # Decoded folder/csv images: in memory, or once to a file under image_cache_dir (default
+  # <checkpoint_path>/image_cache) and read from there; 'auto' picks disk when memory is too small.
+  image_cache: str = "auto"
+  image_cache_dir: str | None = None
   method_options: dict[str, Any] = dataclasses.field(default_factory=dict)
   # Export and predict: a SavedModel at the end of training or from a checkpoint; a CSV of predictions.
   export_dir: str | None = None
@@ -100,6 +106,7 @@ class RunConfig:
     _one_of("optimizer", self.optimizer, OPTIMIZERS)
     _one_of("transition", self.transition, TRANSITIONS)
     _one_of("precision", self.precision, PRECISIONS)
+    _one_of("image_cache", self.image_cache, IMAGE_CACHES)
     if self.mode == "find_issues" and self.uses_noise_estimate:
       raise UserError("--mode=find_issues makes the noise estimate that 'estimate' reads: give numbers (or the "
                       "defaults) for this search, then train with 'estimate'")
@@ -140,6 +147,12 @@ class RunConfig:
     # A TFDS config (tfds:imagenette/320px) names one folder, not two.
     return os.path.join(self.checkpoint_path, f"{self.dataset.replace('/', '-')}_p{self.probe_dataset_hold_ratio}",
                         self.network_name, self.method)
+
+  @property
+  def decoded_images_dir(self) -> str:
+    """Where folder/csv images decoded to disk go: --image_cache_dir, or one folder that every run
+    under --checkpoint_path shares (a later run on the same files reuses it)."""
+    return self.image_cache_dir or os.path.join(self.checkpoint_path, IMAGE_CACHE_DIR)
 
   @property
   def run_dir(self) -> str:

@@ -83,7 +83,8 @@ def source_options(config: RunConfig) -> sources.SourceOptions:
   """The settings the sources of the user's own images read (folder, image size, test share)."""
   return sources.SourceOptions(dataset_dir=config.dataset_dir, image_size=config.image_size,
                                test_fraction=config.test_fraction, skip_bad_images=config.skip_bad_images,
-                               seed=config.seed)
+                               seed=config.seed, image_cache=config.image_cache,
+                               image_cache_dir=config.decoded_images_dir)
 
 
 def method_config(config: RunConfig, method_cls):

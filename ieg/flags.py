@@ -82,6 +82,10 @@ def define_flags() -> None:
                      "folder/csv/tfds:<name> data has no test split, in (0, 0.9].")
   flags.DEFINE_bool("skip_bad_images", d.skip_bad_images, "Skip (and count) image files that cannot be decoded "
                     "instead of stopping.")
+  flags.DEFINE_string("image_cache", d.image_cache, "Where decoded folder/csv images are held: memory, disk (decoded "
+                      "once to --image_cache_dir, batches read from there) or auto (disk when memory is too small).")
+  flags.DEFINE_string("image_cache_dir", None, "Folder for images decoded to disk (default "
+                      "<checkpoint_path>/image_cache); a later run on the same files reuses them.")
   flags.DEFINE_string("export_dir", None, "Write a SavedModel (uint8 images in, class probabilities out) here at the "
                       "end of training, or from the run's checkpoint with --mode=export.")
   flags.DEFINE_string("predict_input", None, "--mode=predict: a folder of images, a .csv with a `path` column or "

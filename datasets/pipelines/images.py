@@ -10,6 +10,7 @@ import numpy as np
 import tensorflow as tf
 
 from core.errors import UserError
+from datasets import disk_images
 from datasets import sources
 from datasets.sources import registry as source_registry
 
@@ -89,19 +90,19 @@ def train_dataset(images: np.ndarray, labels: np.ndarray, *, batch_size: int, se
     raise UserError(f"the training set has {len(images)} examples, fewer than one global batch of {batch_size}: "
                     "lower --batch_size")
   weak = WEAK_AUGMENTATIONS[weak_augmentation]
-  all_images = tf.constant(images)
+  read_images = row_reader(images)
   all_labels = tf.constant(labels.astype(np.int32))
   with_probe = probe_images is not None and len(probe_images) > 0
   if with_probe:
     probe_batch_size = probe_batch_size or batch_size
-    all_probe_images = tf.constant(probe_images)
+    read_probe_images = row_reader(probe_images)
     all_probe_labels = tf.constant(probe_labels.astype(np.int32))
     num_probe = len(probe_images)
   if strong_aug_type is not None:
     from datasets.augment.strong_view import strong_view  # pylint: disable=g-import-not-at-top
 
   def make_batch(step, index):
-    weak_images = weak(tf.gather(all_images, index), stream_seed(seed, _WEAK, step), pad=pad, flip=flip)
+    weak_images = weak(read_images(index), stream_seed(seed, _WEAK, step), pad=pad, flip=flip)
     batch = {"image": to_unit_range(weak_images), "label": tf.gather(all_labels, index), "index": index}
     if strong_aug_type is not None:
       batch["image_strong"] = strong_view(weak_images, stream_seed(seed, _STRONG, step), strong_aug_type,
@@ -109,7 +110,7 @@ def train_dataset(images: np.ndarray, labels: np.ndarray, *, batch_size: int, se
     if with_probe:
       position = step * probe_batch_size + tf.range(probe_batch_size, dtype=tf.int64)
       probe_index = position % num_probe
-      probe_weak = weak(tf.gather(all_probe_images, probe_index), stream_seed(seed, _PROBE, step), pad=pad, flip=flip)
+      probe_weak = weak(read_probe_images(probe_index), stream_seed(seed, _PROBE, step), pad=pad, flip=flip)
       batch["probe_image"] = to_unit_range(probe_weak)
       batch["probe_label"] = tf.gather(all_probe_labels, probe_index)
     return batch
@@ -122,10 +123,38 @@ def train_dataset(images: np.ndarray, labels: np.ndarray, *, batch_size: int, se
 
 def eval_dataset(images: np.ndarray, labels: np.ndarray, *, batch_size: int) -> tf.data.Dataset:
   """Test batches in order (the last one may be smaller), normalised like the training images."""
-  dataset = tf.data.Dataset.from_tensor_slices({"image": images, "label": labels.astype(np.int32)})
-  dataset = dataset.batch(batch_size).map(
-      lambda b: {"image": to_unit_range(b["image"]), "label": b["label"]}, num_parallel_calls=AUTOTUNE)
-  return dataset.prefetch(AUTOTUNE)
+  dataset = ordered_batches(images, {"label": labels.astype(np.int32)}, batch_size=batch_size)
+  return dataset.map(lambda b: {**b, "image": to_unit_range(b["image"])}, num_parallel_calls=AUTOTUNE).prefetch(AUTOTUNE)
+
+
+def row_reader(images):
+  """A function rows (int64 [B]) -> uint8 images [B, H, W, C]: a gather from the array in memory,
+  or a read from the file when the images are on disk (`datasets.disk_images`)."""
+  if not disk_images.is_on_disk(images):
+    constant = tf.constant(images)
+    return lambda rows: tf.gather(constant, rows)
+  image_shape = images.image_shape
+
+  def read(rows):
+    out = tf.numpy_function(images.read, [rows], tf.uint8, stateful=False)
+    return tf.ensure_shape(out, rows.shape.concatenate(image_shape))
+  return read
+
+
+def ordered_batches(images, columns: dict[str, np.ndarray], *, batch_size: int) -> tf.data.Dataset:
+  """Batches of rows 0..N-1 in order (the last one may be smaller): `image` (uint8) and each of
+  `columns` (arrays of N rows). Images on disk are read a batch at a time."""
+  if not disk_images.is_on_disk(images):
+    return tf.data.Dataset.from_tensor_slices({"image": images, **columns}).batch(batch_size)
+  read = row_reader(images)
+  tensors = {name: tf.constant(column) for name, column in columns.items()}
+  count = len(images)
+
+  def batch(start):
+    rows = tf.range(start, tf.minimum(start + batch_size, count))
+    return {"image": read(rows), **{name: tf.gather(t, rows) for name, t in tensors.items()}}
+
+  return tf.data.Dataset.range(0, count, batch_size).map(batch, num_parallel_calls=AUTOTUNE, deterministic=True)
 
 
 def augmentation_for(dataset_name: str, image_shape: tuple[int, int, int]) -> dict:

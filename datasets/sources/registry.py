@@ -21,11 +21,12 @@ from typing import Callable
 import numpy as np
 
 from core.errors import UserError
+from datasets.disk_images import DiskImages
 
 
 @dataclasses.dataclass
 class RawDataset:
-  x_train: np.ndarray   # uint8 [N, H, W, C] (C=1 for grayscale; always 4-D)
+  x_train: np.ndarray   # uint8 [N, H, W, C] (C=1 for grayscale; always 4-D); DiskImages when on disk
   y_train: np.ndarray   # int64 [N], clean (or as given) labels
   x_test: np.ndarray
   y_test: np.ndarray
@@ -52,6 +53,8 @@ class SourceOptions:
   test_fraction: float = 0.2        # share of each class held out as test when no test split exists
   skip_bad_images: bool = False     # skip unreadable images instead of stopping
   seed: int = 0                     # seeds the test_fraction split
+  image_cache: str = "auto"         # decoded images in 'memory', on 'disk', or 'auto' (disk when too large)
+  image_cache_dir: str | None = None  # where decoded images go on disk
 
 
 Loader = Callable[[str | None, str | None], RawDataset]
@@ -208,7 +211,7 @@ def check_raw(raw: RawDataset, where: str) -> None:
   for split, x, y in splits:
     if raw.vocabulary is not None:
       _check_token_ids(x, f"x_{split}", len(raw.vocabulary), where)
-    elif not isinstance(x, np.ndarray) or x.dtype != np.uint8 or x.ndim != 4:
+    elif not isinstance(x, (np.ndarray, DiskImages)) or x.dtype != np.uint8 or x.ndim != 4:
       raise UserError(f"{where}: x_{split} must be a uint8 array [N, H, W, C], got "
                       f"{getattr(x, 'dtype', type(x))} {getattr(x, 'shape', '')}")
     if not isinstance(y, np.ndarray) or y.dtype != np.int64 or y.ndim != 1:

@@ -171,9 +171,10 @@ def save_plots(run_dir: str, plots: dict[str, bytes | None], step: int) -> list[
 
 # ----- per-example scores ------------------------------------------------------------------------
 def _ordered_images(data, batch_size: int) -> tf.data.Dataset:
-  dataset = tf.data.Dataset.from_tensor_slices(
-      {"image": data.x_train, "label": data.y_train.astype(np.int32), "index": np.arange(data.num_train, dtype=np.int64)})
-  return dataset.batch(batch_size).map(lambda b: {**b, "image": pipeline.to_unit_range(b["image"])},
+  dataset = pipeline.ordered_batches(
+      data.x_train, {"label": data.y_train.astype(np.int32), "index": np.arange(data.num_train, dtype=np.int64)},
+      batch_size=batch_size)
+  return dataset.map(lambda b: {**b, "image": pipeline.to_unit_range(b["image"])},
                                        num_parallel_calls=pipeline.AUTOTUNE)
 
 
@@ -190,7 +191,7 @@ ORDERED_TRAINING_SETS = {"images": _ordered_images, "text": _ordered_tokens}
 
 def _with_probe_batches(dataset: tf.data.Dataset, data, probe_batch_size: int, kind: str) -> tf.data.Dataset:
   """Gives batch k the probe rows k*P' .. (k+1)*P'-1 of the fixed probe order (cycled), unaugmented."""
-  probe_inputs = tf.constant(data.x_probe if kind == "images" else data.x_probe.astype(np.int32))
+  probe_inputs = tf.constant(np.asarray(data.x_probe) if kind == "images" else data.x_probe.astype(np.int32))
   probe_labels = tf.constant(data.y_probe.astype(np.int32))
   num_probe = len(data.y_probe)
 

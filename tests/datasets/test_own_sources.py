@@ -266,20 +266,22 @@ def test_unreadable_image_is_named_or_skipped(tmp_path):
   assert sorted(raw.skipped_paths) == sorted([str(bad), str(tmp_path / "train" / "cat" / "empty.jpg")])
 
 
-def test_a_set_too_large_for_memory_is_one_line_naming_an_image_size_that_fits(tmp_path, monkeypatch):
+def test_a_set_too_large_for_memory_held_in_memory_is_one_line_naming_an_image_size_that_fits(tmp_path, monkeypatch):
   make_folder(tmp_path, per_class=4, colour_classes=("cat",), jpg_classes=(), size=(16, 16))
   fits = load_raw("folder", None, None, options(dataset_dir=str(tmp_path), test_fraction=0.25))
   # Independent reference: the decoded arrays' own bytes, held COPIES times.
   held = decode.COPIES * (fits.x_train.nbytes + fits.x_test.nbytes)
   assert decode.decoded_bytes(12, 16, 16, 3) == held
   monkeypatch.setattr(decode, "available_memory_bytes", lambda: held - 1)
-  message = _folder_error(tmp_path)
+  message = _folder_error(tmp_path, image_cache="memory")
   assert "12 images of 16x16x3" in message and "free" in message and "--image_size=15 or smaller" in message
+  assert "--image_cache=disk" in message
   # The size the message names fits; with room for the full size the set loads again.
-  raw = load_raw("folder", None, None, options(dataset_dir=str(tmp_path), image_size=15, test_fraction=0.25))
+  raw = load_raw("folder", None, None, options(dataset_dir=str(tmp_path), image_size=15, test_fraction=0.25,
+                                               image_cache="memory"))
   assert raw.x_train.shape[1:] == (15, 15, 3)
   monkeypatch.setattr(decode, "available_memory_bytes", lambda: held)
-  assert load_raw("folder", None, None, options(dataset_dir=str(tmp_path))).x_train.shape[1:] == (16, 16, 3)
+  assert load_raw("folder", None, None, options(dataset_dir=str(tmp_path), image_cache="memory")).x_train.shape[1:] == (16, 16, 3)
 
 
 def test_available_memory_is_read_from_this_machine():

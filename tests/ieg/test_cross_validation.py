@@ -94,7 +94,8 @@ def test_a_rerun_reuses_the_trained_folds(searched):
 
 
 def test_two_commands_take_a_misfiled_folder_to_flagged_labels_a_model_and_predictions(real_data_dir, tmp_path):
-  """The README's story through the real CLI: find_issues (with an export), then predict."""
+  """The README's story through the real CLI: find_issues (with an export), then predict; the images
+  decoded to disk and streamed from there, as a folder too large for memory is."""
   import subprocess  # pylint: disable=g-import-not-at-top
   import sys  # pylint: disable=g-import-not-at-top
 
@@ -115,7 +116,8 @@ def test_two_commands_take_a_misfiled_folder_to_flagged_labels_a_model_and_predi
     Image.fromarray(images[row]).save(new / f"{row}.png")
   common = [sys.executable, "-m", "ieg.main", "--dataset=folder", f"--dataset_dir={folder}", "--method=supervised",
             "--network_name=mnist_cnn", "--max_iteration=150", "--batch_size=32", "--probe_dataset_hold_ratio=0",
-            "--distribution_strategy=one_device", f"--checkpoint_path={tmp_path / 'runs'}"]
+            "--distribution_strategy=one_device", f"--checkpoint_path={tmp_path / 'runs'}",
+            "--image_cache=disk"]   # the path a folder too large for memory takes
   env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""}
   repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
   search = subprocess.run(common + ["--mode=find_issues", "--cross_val_folds=2", f"--export_dir={tmp_path / 'model'}"],
@@ -131,6 +133,8 @@ def test_two_commands_take_a_misfiled_folder_to_flagged_labels_a_model_and_predi
   wrong = np.array([misfiled[r["path"]] for r in rows])
   assert flagged[wrong].mean() > 2 * flagged[~wrong].mean(), (flagged[wrong].mean(), flagged[~wrong].mean())
   assert json.load(open(tmp_path / "model" / "class_names.json", encoding="utf-8")) == sorted(names)
+  [cache] = os.listdir(tmp_path / "runs" / "image_cache")   # decoded once, read by every fold
+  assert cache.startswith("images_600x28x28x1_") and os.path.getsize(tmp_path / "runs" / "image_cache" / cache) == 600 * 784
   predict = subprocess.run(common + ["--mode=predict", f"--predict_input={new}"], cwd=repo, env=env,
                            capture_output=True, text=True, timeout=600)
   assert predict.returncode == 0, predict.stderr[-3000:]

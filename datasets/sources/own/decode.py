@@ -5,7 +5,8 @@ truncated) stops the load with one line naming it, or is skipped with --skip_bad
 decoded images then get one shape: 3 channels when any image is colour, else 1 (an alpha channel
 is dropped), and --image_size N resizes every image to N x N; without it all images must already
 share one size. Before the load, a few files tell whether the decoded set fits in the memory this
-process may still take; when it does not, one line says so and which --image_size would fit.
+process may still take (`memory_estimate`); a set that does not fit is decoded to disk instead
+(`disk_cache`), or, held in memory by request, stops with one line naming an --image_size that fits.
 """
 from __future__ import annotations
 
@@ -21,6 +22,9 @@ from core.errors import UserError
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
 SKIP_FLAG = "--skip_bad_images"
 SIZE_FLAG = "--image_size"
+STORE_FLAG = "--image_cache"
+CACHE_DIR_FLAG = "--image_cache_dir"
+STORES = ("auto", "memory", "disk")
 # A decoded image is held about three times while a set loads and trains: decoded one by one,
 # stacked into one array, and in tf.data's cache.
 COPIES = 3
@@ -39,43 +43,75 @@ def is_image_file(name: str) -> bool:
   return not name.startswith(".") and name.lower().endswith(IMAGE_EXTENSIONS)
 
 
-def decode_files(paths: list[str], *, image_size: int, skip_bad: bool, where: str) -> Decoded:
-  """Decodes `paths` in order; `where` (e.g. '--dataset=folder') starts every error."""
+def decode_files(paths: list[str], *, image_size: int, skip_bad: bool, where: str,
+                 estimate: MemoryEstimate | None = None) -> Decoded:
+  """Decodes `paths` in order into memory; `where` (e.g. '--dataset=folder') starts every error.
+  A set that would not fit (`estimate`, taken here when not given) stops before decoding."""
   if not paths:
     raise UserError(f"{where}: no image files to read")
-  check_fits_in_memory(paths, image_size=image_size, where=where)
+  estimate = estimate or memory_estimate(paths, image_size=image_size)
+  if estimate is not None and not estimate.fits:
+    raise estimate.error(where)
   decoded = _decode_all(paths)
   bad = [i for i in range(len(paths)) if i not in decoded]
-  if bad and not skip_bad:
-    raise _undecodable(where, paths, bad, f", or pass {SKIP_FLAG} to skip such files")
-  if bad:
-    logging.getLogger("absl").warning("%s: skipped %d unreadable image file(s) (%s), e.g. %s",
-                                      where, len(bad), SKIP_FLAG, paths[bad[0]])
+  check_bad(where, paths, bad, skip_bad)
   kept = np.array(sorted(decoded), dtype=np.int64)
-  if len(kept) == 0:
-    raise UserError(f"{where}: none of the {len(paths)} image files could be decoded")
   images = common_shape([decoded[int(i)] for i in kept], [paths[int(i)] for i in kept],
                         image_size=image_size, where=where)
   return Decoded(images=images, kept=kept)
 
 
-def check_fits_in_memory(paths: list[str], *, image_size: int, where: str) -> None:
-  """UserError when `paths`, decoded at the size of the first few files (or `image_size`), would
-  not fit in the memory this process may still take; silent where that is unknown."""
+def check_bad(where: str, paths: list[str], bad: list[int], skip_bad: bool) -> None:
+  """Stops on files that did not decode, unless they may be skipped (then one warning)."""
+  if bad and not skip_bad:
+    raise _undecodable(where, paths, bad, f", or pass {SKIP_FLAG} to skip such files")
+  if bad:
+    logging.getLogger("absl").warning("%s: skipped %d unreadable image file(s) (%s), e.g. %s",
+                                      where, len(bad), SKIP_FLAG, paths[bad[0]])
+  if len(bad) == len(paths):
+    raise UserError(f"{where}: none of the {len(paths)} image files could be decoded")
+
+
+@dataclasses.dataclass(frozen=True)
+class MemoryEstimate:
+  count: int
+  height: int
+  width: int
+  channels: int
+  need: int        # bytes the decoded set takes while it loads and trains
+  available: int   # bytes this process may still take
+
+  @property
+  def fits(self) -> bool:
+    return self.need <= self.available
+
+  def error(self, where: str) -> UserError:
+    side = math.isqrt(self.available // (COPIES * self.count * self.channels))
+    fix = (f"pass {SIZE_FLAG}={side} or smaller" if side >= 8 else "use fewer images")
+    return UserError(f"{where}: {self.count} images of {self.width}x{self.height}x{self.channels} need "
+                     f"about {human_size(self.need)} of memory once decoded, more than the {human_size(self.available)} "
+                     f"free; {fix}, or pass {STORE_FLAG}=disk to stream them from disk")
+
+
+def memory_estimate(paths: list[str], *, image_size: int) -> MemoryEstimate | None:
+  """The memory `paths` take decoded at the size of the first few files (or `image_size`) against
+  what this process may still take; None where that is unknown."""
   available = available_memory_bytes()
   sample = list(_decode_all(paths[:SIZE_SAMPLE]).values())
   if available is None or not sample:
-    return
+    return None
   channels = 3 if any(image.shape[-1] >= 3 for image in sample) else 1
   height, width = ((image_size, image_size) if image_size else
                    (max(i.shape[0] for i in sample), max(i.shape[1] for i in sample)))
-  need = decoded_bytes(len(paths), height, width, channels)
-  if need <= available:
-    return
-  side = math.isqrt(available // (COPIES * len(paths) * channels))
-  fix = (f"pass {SIZE_FLAG}={side} or smaller" if side >= 8 else "use fewer images") + ", or free memory"
-  raise UserError(f"{where}: {len(paths)} images of {width}x{height}x{channels} need about "
-                  f"{_gib(need)} of memory once decoded, more than the {_gib(available)} free; {fix}")
+  return MemoryEstimate(len(paths), height, width, channels,
+                        decoded_bytes(len(paths), height, width, channels), available)
+
+
+def check_fits_in_memory(paths: list[str], *, image_size: int, where: str) -> None:
+  """UserError when `paths` decoded would not fit in the memory this process may still take."""
+  estimate = memory_estimate(paths, image_size=image_size)
+  if estimate is not None and not estimate.fits:
+    raise estimate.error(where)
 
 
 def decoded_bytes(count: int, height: int, width: int, channels: int) -> int:
@@ -109,8 +145,10 @@ def available_memory_bytes() -> int | None:
   return min(found) if found else None
 
 
-def _gib(size: int) -> str:
-  return f"{size / 2**30:.1f} GiB" if size >= 2**30 else f"{size / 2**20:.1f} MiB"
+def human_size(size: int) -> str:
+  if size >= 2**30:
+    return f"{size / 2**30:.1f} GiB"
+  return f"{size / 2**20:.1f} MiB" if size >= 2**20 else f"{size / 2**10:.1f} KiB"
 
 
 def decode_each(paths: list[str], *, where: str) -> list[np.ndarray]:
@@ -130,6 +168,12 @@ def _undecodable(where: str, paths: list[str], bad: list[int], hint: str) -> Use
 
 def _decode_all(paths: list[str]) -> dict[int, np.ndarray]:
   """index -> decoded image [H, W, C] (C in 1..4) of every file TensorFlow can decode."""
+  return {int(i): image for i, image in decoded_dataset(paths).as_numpy_iterator()}
+
+
+def decoded_dataset(paths: list[str]):
+  """tf.data of (index, image [H, W, C], C in 1..4) in order; a file that does not decode drops
+  out, so its missing index names it."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top  (slow; only image sources need it)
 
   def decode(index, path):
@@ -143,32 +187,42 @@ def _decode_all(paths: list[str]) -> dict[int, np.ndarray]:
 
   dataset = tf.data.Dataset.from_tensor_slices((np.arange(len(paths), dtype=np.int64), list(paths)))
   dataset = dataset.map(decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-  dataset = dataset.ignore_errors()   # a bad file drops out; its missing index names it
-  return {int(i): image for i, image in dataset.as_numpy_iterator()}
+  return dataset.ignore_errors()
 
 
 def common_shape(images: list[np.ndarray], names: list[str], *, image_size: int,
                  where: str) -> np.ndarray:
   """Decoded images of any size and 1-4 channels -> one uint8 [N, H, W, C] array (C = 1 or 3)."""
-  colour = any(image.shape[-1] >= 3 for image in images)
-  images = [_channels(image, 3 if colour else 1) for image in images]
-  sizes = [image.shape[:2] for image in images]
+  target = target_shape([image.shape for image in images], names, image_size=image_size, where=where)
+  return to_common_shape(images, target)
+
+
+def target_shape(shapes: list[tuple[int, ...]], names: list[str], *, image_size: int,
+                 where: str) -> tuple[int, int, int]:
+  """The one (H, W, C) of a set whose decoded images have `shapes`: C = 3 when any is colour, else
+  1; H x W = --image_size, else the size every image must already share."""
+  channels = 3 if any(shape[-1] >= 3 for shape in shapes) else 1
   if image_size:
-    target = (int(image_size), int(image_size))
-  else:
-    target = sizes[0]
-    other = next((i for i, size in enumerate(sizes) if size != target), None)
-    if other is not None:
-      raise UserError(f"{where}: images differ in size ({names[0]} is {_hw(sizes[0])}, "
-                      f"{names[other]} is {_hw(sizes[other])}); pass {SIZE_FLAG}=N to resize "
-                      "every image to N x N")
-  out = np.empty((len(images), *target, images[0].shape[-1]), dtype=np.uint8)
+    return int(image_size), int(image_size), channels
+  first = tuple(shapes[0][:2])
+  other = next((i for i, shape in enumerate(shapes) if tuple(shape[:2]) != first), None)
+  if other is not None:
+    raise UserError(f"{where}: images differ in size ({names[0]} is {_hw(first)}, "
+                    f"{names[other]} is {_hw(shapes[other][:2])}); pass {SIZE_FLAG}=N to resize "
+                    "every image to N x N")
+  return int(first[0]), int(first[1]), channels
+
+
+def to_common_shape(images: list[np.ndarray], target: tuple[int, int, int]) -> np.ndarray:
+  """Decoded images -> uint8 [N, *target]: channels converted, other sizes resized."""
+  images = [_channels(image, target[2]) for image in images]
+  out = np.empty((len(images), *target), dtype=np.uint8)
   by_size = collections.defaultdict(list)
-  for i, size in enumerate(sizes):
-    by_size[size].append(i)
+  for i, image in enumerate(images):
+    by_size[image.shape[:2]].append(i)
   for size, rows in by_size.items():
     batch = np.stack([images[i] for i in rows])
-    out[rows] = batch if size == target else _resize(batch, target)
+    out[rows] = batch if size == tuple(target[:2]) else _resize(batch, target[:2])
   return out
 
 

@@ -7,12 +7,14 @@ training data in its listed order, and `RawDataset.paths` keeps the file of ever
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 
 import numpy as np
 
 from core.errors import UserError
 from datasets.sources.own import decode
+from datasets.sources.own import disk_cache
 from datasets.sources.registry import RawDataset, SourceOptions
 
 SPLITS = ("train", "test", "probe")
@@ -51,6 +53,32 @@ def split_test(labels: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarr
   return test.astype(np.int64), train.astype(np.int64)
 
 
+def load_images(paths: list[str], options: SourceOptions, where: str) -> decode.Decoded:
+  """The files decoded in memory, or once to disk when the set is too large (--image_cache)."""
+  if options.image_cache not in decode.STORES:
+    raise UserError(f"{decode.STORE_FLAG}={options.image_cache} is not known: choose one of "
+                    f"{', '.join(decode.STORES)}")
+  if not paths:
+    raise UserError(f"{where}: no image files to read")
+  estimate = None if options.image_cache == "disk" else decode.memory_estimate(paths, image_size=options.image_size)
+  to_disk = options.image_cache == "disk" or (options.image_cache == "auto" and estimate is not None
+                                              and not estimate.fits)
+  if not to_disk:
+    return decode.decode_files(paths, image_size=options.image_size, skip_bad=options.skip_bad_images,
+                               where=where, estimate=estimate)
+  if not options.image_cache_dir:
+    raise UserError(f"{where}: decoded images go to disk here, but no folder is set for them: pass "
+                    f"{decode.CACHE_DIR_FLAG}=DIR")
+  if estimate is not None:
+    logging.getLogger("absl").warning(
+        "%s: %d images need about %s of memory once decoded, more than the %s free: they are decoded "
+        "once to %s and read from there (%s=memory to refuse)", where, len(paths),
+        decode.human_size(estimate.need), decode.human_size(estimate.available), options.image_cache_dir,
+        decode.STORE_FLAG)
+  return disk_cache.decode_to_disk(paths, image_size=options.image_size, skip_bad=options.skip_bad_images,
+                                   where=where, cache_dir=options.image_cache_dir)
+
+
 def build_raw(splits: dict[str, LabelledFiles], *, num_classes: int, class_names: list[str] | None,
               options: SourceOptions, where: str) -> RawDataset:
   """Decodes every split's files together (one shape for all) and assembles the RawDataset."""
@@ -58,8 +86,7 @@ def build_raw(splits: dict[str, LabelledFiles], *, num_classes: int, class_names
   paths = [p for s in order for p in splits[s].paths]
   labels = np.array([y for s in order for y in splits[s].labels], dtype=np.int64)
   split_of = np.concatenate([np.full(len(splits[s].paths), i) for i, s in enumerate(order)])
-  out = decode.decode_files(paths, image_size=options.image_size, skip_bad=options.skip_bad_images,
-                            where=where)
+  out = load_images(paths, options, where)
   kept_split, kept_labels = split_of[out.kept], labels[out.kept]
   kept_paths = [paths[i] for i in out.kept]
   rows = {s: np.flatnonzero(kept_split == i) for i, s in enumerate(order)}

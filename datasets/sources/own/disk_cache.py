@@ -1,0 +1,106 @@
+"""Image files decoded once into a file on disk (`datasets.disk_images`), for sets larger than memory.
+
+Two passes over the files in tf.data. The first decodes every file and keeps only its shape, which
+fixes the set's one shape exactly as in memory (`decode.target_shape`); the second decodes again
+and writes each chunk, converted to that shape, in place. Only a chunk is ever in memory.
+
+The file's name is a digest of the paths, their sizes and modification times, the files kept and
+the target shape, so a later run on unchanged files (another fold, a resumed run, a second method)
+reads it without decoding. It is written under a temporary name and renamed when complete: an
+interrupted decode never leaves a file that looks finished.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+
+import numpy as np
+
+from core.errors import UserError
+from datasets.disk_images import DiskImages
+from datasets.sources.own import decode
+
+CHUNK = 512        # images converted and written at a time
+SUFFIX = ".uint8"
+
+
+def decode_to_disk(paths: list[str], *, image_size: int, skip_bad: bool, where: str,
+                   cache_dir: str) -> decode.Decoded:
+  """`decode.decode_files`, with the images in a file under `cache_dir` instead of memory."""
+  shapes = {int(i): tuple(int(s) for s in shape) for i, shape in _shapes(paths)}
+  bad = [i for i in range(len(paths)) if i not in shapes]
+  decode.check_bad(where, paths, bad, skip_bad)
+  kept = np.array(sorted(shapes), dtype=np.int64)
+  target = decode.target_shape([shapes[int(i)] for i in kept], [paths[int(i)] for i in kept],
+                               image_size=image_size, where=where)
+  path = os.path.join(cache_dir, cache_name(paths, kept, target))
+  if os.path.isfile(path) and os.path.getsize(path) == len(kept) * int(np.prod(target)):
+    logging.getLogger("absl").info("%s: reading the decoded images from %s", where, path)
+  else:
+    _write(paths, kept, target, path, where)
+  return decode.Decoded(images=DiskImages(path, target, len(kept)), kept=kept)
+
+
+def cache_name(paths: list[str], kept: np.ndarray, target: tuple[int, int, int]) -> str:
+  """A name that changes when any file, the files kept or the target shape change."""
+  digest = hashlib.sha256(json.dumps([list(target), kept.tolist()]).encode())
+  for path in paths:
+    try:
+      stat = os.stat(path)
+      digest.update(f"{path}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+    except OSError:
+      digest.update(f"{path}\0missing\n".encode())
+  height, width, channels = target
+  return f"images_{len(kept)}x{height}x{width}x{channels}_{digest.hexdigest()[:16]}{SUFFIX}"
+
+
+def _shapes(paths: list[str]):
+  """(index, shape) of every file that decodes, in order; no image is kept."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  return decode.decoded_dataset(paths).map(
+      lambda index, image: (index, tf.shape(image)), num_parallel_calls=tf.data.AUTOTUNE,
+      deterministic=True).as_numpy_iterator()
+
+
+def _write(paths: list[str], kept: np.ndarray, target: tuple[int, int, int], path: str, where: str) -> None:
+  size = len(kept) * int(np.prod(target))
+  try:
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    free = shutil.disk_usage(os.path.dirname(path)).free
+  except OSError as e:
+    raise UserError(f"{where}: cannot use {os.path.dirname(path)} for the decoded images "
+                    f"({e.strerror or e}): pass {decode.CACHE_DIR_FLAG}=DIR, a folder you can write") from None
+  if size > free:
+    raise UserError(f"{where}: the decoded images need {decode.human_size(size)} on disk and "
+                    f"{os.path.dirname(path)} has {decode.human_size(free)} free: pass "
+                    f"{decode.CACHE_DIR_FLAG}=DIR on a larger disk, or a smaller {decode.SIZE_FLAG}")
+  logging.getLogger("absl").info("%s: decoding %d images of %dx%dx%d (%s) to %s", where, len(kept),
+                                 target[1], target[0], target[2], decode.human_size(size), path)
+  partial = f"{path}.{os.getpid()}.partial"
+  out = np.memmap(partial, dtype=np.uint8, mode="w+", shape=(len(kept), *target))
+  try:
+    written = 0
+    chunk = []
+    for index, image in decode.decoded_dataset([paths[int(i)] for i in kept]).as_numpy_iterator():
+      if int(index) != written + len(chunk):   # decoded in the first pass, not in this one
+        raise UserError(f"{where}: {paths[int(kept[written + len(chunk)])]} changed while it was "
+                        "read (it no longer decodes); fix it and run again")
+      chunk.append(image)
+      if len(chunk) == CHUNK:
+        out[written:written + CHUNK] = decode.to_common_shape(chunk, target)
+        written, chunk = written + CHUNK, []
+    if chunk:
+      out[written:written + len(chunk)] = decode.to_common_shape(chunk, target)
+      written += len(chunk)
+    if written != len(kept):
+      raise UserError(f"{where}: {paths[int(kept[written])]} changed while it was read (it no longer "
+                      "decodes); fix it and run again")
+    out.flush()
+    del out
+    os.replace(partial, path)
+  finally:
+    if os.path.exists(partial):
+      os.remove(partial)

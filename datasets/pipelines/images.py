@@ -10,7 +10,7 @@ import numpy as np
 import tensorflow as tf
 
 from core.errors import UserError
-from datasets import disk_images
+from core import disk_images
 from datasets import sources
 from datasets.sources import registry as source_registry
 

@@ -21,7 +21,7 @@ from typing import Callable
 import numpy as np
 
 from core.errors import UserError
-from datasets.disk_images import DiskImages
+from core.disk_images import DiskImages
 
 
 @dataclasses.dataclass

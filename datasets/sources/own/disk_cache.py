@@ -20,7 +20,7 @@ import shutil
 import numpy as np
 
 from core.errors import UserError
-from datasets.disk_images import DiskImages
+from core.disk_images import DiskImages
 from datasets.sources.own import decode
 
 CHUNK = 512        # images converted and written at a time

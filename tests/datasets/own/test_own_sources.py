@@ -20,7 +20,7 @@ from datasets.sources import archives, load_raw
 from datasets.sources.own import decode, labelled_files, tfds_family
 from datasets.spec import parse_dataset_spec
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 # Sorted: ids follow the folder names ('dog house' has a space, 'ñandú' is not ASCII).
 CLASSES = ["cat", "dog house", "ñandú"]
 

@@ -1,4 +1,4 @@
-"""Decoded uint8 images [N, H, W, C] kept in a file on disk, for image sets larger than memory.
+"""uint8 images [N, H, W, C] kept in a file on disk, for image sets larger than memory.
 
 `DiskImages` stands where an in-memory image array stands in a dataset. Selecting rows with an
 index array (a split, a fold, the probe holdout) gives another `DiskImages` over the same file and

@@ -11,12 +11,12 @@ import numpy as np
 import pytest
 
 from core.errors import UserError
-from datasets import disk_images
+from core import disk_images
 from datasets import noisy as noisy_lib
 from datasets.pipelines import images as pipeline
 from datasets.sources import load_raw
 from datasets.sources.own import decode, disk_cache
-from tests.datasets.test_own_sources import make_folder, options, pil_reference, write_csv
+from tests.datasets.own.test_own_sources import make_folder, options, pil_reference, write_csv
 
 
 def _disk(tmp_path, **kw):

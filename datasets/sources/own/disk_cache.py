@@ -4,9 +4,10 @@ Two passes over the files in tf.data. The first decodes every file and keeps onl
 fixes the set's one shape exactly as in memory (`decode.target_shape`); the second decodes again
 and writes each chunk, converted to that shape, in place. Only a chunk is ever in memory.
 
-The file's name is a digest of the paths, their sizes and modification times, the files kept and
-the target shape, so a later run on unchanged files (another fold, a resumed run, a second method)
-reads it without decoding. It is written under a temporary name and renamed when complete: an
+The file's name is a digest of the paths, their sizes and modification times, --image_size and
+--skip_bad_images; an index beside it names the files kept and the shape. A later run on unchanged
+files (another fold, a resumed run, a second method) reads both without decoding anything. The
+image file is written under a temporary name and renamed when complete, after its index: an
 interrupted decode never leaves a file that looks finished.
 """
 from __future__ import annotations
@@ -24,37 +25,53 @@ from core.disk_images import DiskImages
 from datasets.sources.own import decode
 
 CHUNK = 512        # images converted and written at a time
-SUFFIX = ".uint8"
+SUFFIX = ".uint8"          # the images, raw row-major uint8
+INDEX_SUFFIX = ".json"     # which files they are and their shape
 
 
 def decode_to_disk(paths: list[str], *, image_size: int, skip_bad: bool, where: str,
                    cache_dir: str) -> decode.Decoded:
   """`decode.decode_files`, with the images in a file under `cache_dir` instead of memory."""
-  shapes = {int(i): tuple(int(s) for s in shape) for i, shape in _shapes(paths)}
-  bad = [i for i in range(len(paths)) if i not in shapes]
-  decode.check_bad(where, paths, bad, skip_bad)
-  kept = np.array(sorted(shapes), dtype=np.int64)
-  target = decode.target_shape([shapes[int(i)] for i in kept], [paths[int(i)] for i in kept],
-                               image_size=image_size, where=where)
-  path = os.path.join(cache_dir, cache_name(paths, kept, target))
-  if os.path.isfile(path) and os.path.getsize(path) == len(kept) * int(np.prod(target)):
-    logging.getLogger("absl").info("%s: reading the decoded images from %s", where, path)
+  base = os.path.join(cache_dir, cache_name(paths, image_size=image_size, skip_bad=skip_bad))
+  found = _read_index(base)
+  if found is not None:
+    kept, target = found
+    logging.getLogger("absl").info("%s: reading the decoded images from %s", where, base + SUFFIX)
+    decode.check_bad(where, paths, sorted(set(range(len(paths))) - set(kept.tolist())), skip_bad)
   else:
-    _write(paths, kept, target, path, where)
-  return decode.Decoded(images=DiskImages(path, target, len(kept)), kept=kept)
+    shapes = {int(i): tuple(int(s) for s in shape) for i, shape in _shapes(paths)}
+    bad = [i for i in range(len(paths)) if i not in shapes]
+    decode.check_bad(where, paths, bad, skip_bad)
+    kept = np.array(sorted(shapes), dtype=np.int64)
+    target = decode.target_shape([shapes[int(i)] for i in kept], [paths[int(i)] for i in kept],
+                                 image_size=image_size, where=where)
+    _write(paths, kept, target, base, where)
+  return decode.Decoded(images=DiskImages(base + SUFFIX, target, len(kept)), kept=kept)
 
 
-def cache_name(paths: list[str], kept: np.ndarray, target: tuple[int, int, int]) -> str:
-  """A name that changes when any file, the files kept or the target shape change."""
-  digest = hashlib.sha256(json.dumps([list(target), kept.tolist()]).encode())
+def cache_name(paths: list[str], *, image_size: int, skip_bad: bool) -> str:
+  """A name that changes when any file (its path, size or modification time), --image_size or
+  --skip_bad_images changes."""
+  digest = hashlib.sha256(json.dumps([int(image_size), bool(skip_bad)]).encode())
   for path in paths:
     try:
       stat = os.stat(path)
       digest.update(f"{path}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
     except OSError:
       digest.update(f"{path}\0missing\n".encode())
-  height, width, channels = target
-  return f"images_{len(kept)}x{height}x{width}x{channels}_{digest.hexdigest()[:16]}{SUFFIX}"
+  return f"images_{len(paths)}_{digest.hexdigest()[:20]}"
+
+
+def _read_index(base: str) -> tuple[np.ndarray, tuple[int, int, int]] | None:
+  """(files kept, image shape) of a complete earlier decode, or None."""
+  try:
+    with open(base + INDEX_SUFFIX, encoding="utf-8") as f:
+      index = json.load(f)
+    kept, target = np.asarray(index["kept"], np.int64), tuple(int(s) for s in index["shape"])
+    complete = os.path.getsize(base + SUFFIX) == len(kept) * int(np.prod(target))
+  except (OSError, ValueError, KeyError, TypeError):
+    return None
+  return (kept, target) if complete and len(target) == 3 else None
 
 
 def _shapes(paths: list[str]):
@@ -65,7 +82,10 @@ def _shapes(paths: list[str]):
       deterministic=True).as_numpy_iterator()
 
 
-def _write(paths: list[str], kept: np.ndarray, target: tuple[int, int, int], path: str, where: str) -> None:
+def _write(paths: list[str], kept: np.ndarray, target: tuple[int, int, int], base: str, where: str) -> None:
+  """Decodes the kept files into base + SUFFIX beside their index; the image file appears last,
+  complete, under its final name."""
+  path = base + SUFFIX
   size = len(kept) * int(np.prod(target))
   try:
     os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -100,6 +120,10 @@ def _write(paths: list[str], kept: np.ndarray, target: tuple[int, int, int], pat
                       "decodes); fix it and run again")
     out.flush()
     del out
+    index = f"{base}{INDEX_SUFFIX}.{os.getpid()}.partial"
+    with open(index, "w", encoding="utf-8") as f:
+      json.dump({"kept": kept.tolist(), "shape": list(target)}, f)
+    os.replace(index, base + INDEX_SUFFIX)
     os.replace(partial, path)
   finally:
     if os.path.exists(partial):

@@ -25,7 +25,7 @@ def _disk(tmp_path, **kw):
 
 def _cache_files(tmp_path):
   folder = tmp_path / "cache"
-  return sorted(os.listdir(folder)) if folder.exists() else []
+  return sorted(n for n in os.listdir(folder) if n.endswith(disk_cache.SUFFIX)) if folder.exists() else []
 
 
 def test_disk_images_select_rows_without_copying_and_read_them_like_numpy(tmp_path):
@@ -65,8 +65,8 @@ def test_folder_on_disk_gives_the_pixels_labels_and_paths_of_the_in_memory_load(
   for row in (0, 5):
     np.testing.assert_array_equal(disk.x_train[row], pil_reference(disk.paths[row], colour=True))
   [name] = _cache_files(tmp_path)
-  assert name.endswith(".uint8") and name.startswith("images_24x8x8x3_")
-  assert os.path.getsize(tmp_path / "cache" / name) == 24 * 8 * 8 * 3
+  assert name.startswith("images_24_") and os.path.getsize(tmp_path / "cache" / name) == 24 * 8 * 8 * 3
+  assert sorted(os.listdir(tmp_path / "cache")) == sorted([name, name.replace(".uint8", ".json")])
 
 
 def test_disk_cache_is_reused_while_the_files_stay_and_redone_when_one_changes(tmp_path, monkeypatch):
@@ -77,12 +77,15 @@ def test_disk_cache_is_reused_while_the_files_stay_and_redone_when_one_changes(t
   calls = []
   monkeypatch.setattr(decode, "decoded_dataset", lambda paths: calls.append(len(paths)) or real(paths))
   again = load_raw("folder", None, None, _disk(tmp_path, dataset_dir=str(data), test_fraction=0.34))
-  assert calls == [len(written["train"])]    # the shape pass only: the pixels come from the file
+  assert calls == []                         # nothing decoded: the pixels come from the file
   np.testing.assert_array_equal(np.asarray(again.x_train), np.asarray(first.x_train))
+  np.testing.assert_array_equal(again.y_test, first.y_test)
   path, _ = written["train"][0]
   os.utime(path, ns=(1, 1))                  # the same bytes, another modification time
   load_raw("folder", None, None, _disk(tmp_path, dataset_dir=str(data), test_fraction=0.34))
-  assert len(_cache_files(tmp_path)) == 2 and calls[1:] == [len(written["train"])] * 2
+  assert len(_cache_files(tmp_path)) == 2 and calls == [len(written["train"])] * 2   # shapes, then pixels
+  load_raw("folder", None, None, _disk(tmp_path, dataset_dir=str(data), test_fraction=0.34, image_size=4))
+  assert len(_cache_files(tmp_path)) == 3    # another image size, another file
 
 
 def test_disk_path_keeps_the_in_memory_errors_and_skips(tmp_path):
@@ -99,6 +102,11 @@ def test_disk_path_keeps_the_in_memory_errors_and_skips(tmp_path):
   raw = load_raw("folder", None, None, _disk(tmp_path, dataset_dir=str(data), image_size=6, skip_bad_images=True,
                                               test_fraction=0.25))
   assert raw.x_train.shape[1:] == (6, 6, 3) and str(data / "train" / "cat" / "broken.png") in raw.skipped_paths
+  reused = load_raw("folder", None, None, _disk(tmp_path, dataset_dir=str(data), image_size=6, skip_bad_images=True,
+                                                 test_fraction=0.25))   # from the file: the same skips
+  assert reused.skipped_paths == raw.skipped_paths and reused.paths == raw.paths
+  with pytest.raises(UserError, match=r"cannot decode .*broken.png"):   # without the flag the file is named again
+    load_raw("folder", None, None, _disk(tmp_path, dataset_dir=str(data), image_size=6))
   memory = load_raw("folder", None, None, options(dataset_dir=str(data), image_size=6, skip_bad_images=True,
                                                   test_fraction=0.25))
   np.testing.assert_array_equal(np.asarray(raw.x_train), memory.x_train)   # resized alike
@@ -149,7 +157,7 @@ def test_too_little_disk_or_a_failed_write_leaves_no_cache_file(tmp_path, monkey
       real(images, target) if len(calls) < 2 else fail(images, target)))
   with pytest.raises(KeyboardInterrupt):
     load_raw("folder", None, None, _disk(tmp_path, dataset_dir=str(data)))
-  assert _cache_files(tmp_path) == []         # neither a finished-looking file nor a partial one
+  assert os.listdir(tmp_path / "cache") == []   # no finished-looking file, no partial one, no index
   monkeypatch.undo()
   load_raw("folder", None, None, _disk(tmp_path, dataset_dir=str(data), test_fraction=0.34))
   assert len(_cache_files(tmp_path)) == 1

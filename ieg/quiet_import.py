@@ -6,7 +6,10 @@ at import (no CUDA driver on a CPU machine, CPU instruction sets) and again when
 error a user gets for a bad flag. `import_tensorflow` holds stderr while importing;
 `filter_native_stderr` then routes file descriptor 2 through a small filter process for the rest
 of the run. Every other line passes (CUDA library problems on a GPU machine stay visible).
+TensorFlow's Python code also logs info lines of its own through absl (checkpoint sharding
+timings); `quiet_foreign_info_lines` keeps only the project's info lines, and every warning.
 """
+import logging
 import os
 import subprocess
 import sys
@@ -39,6 +42,7 @@ def import_tensorflow() -> bool:
       import keras  # pylint: disable=g-import-not-at-top,unused-import
       import tensorflow as tf  # pylint: disable=g-import-not-at-top
       gpus = tf.config.list_physical_devices("GPU")  # device start-up prints here, too
+      quiet_foreign_info_lines()
     finally:
       os.dup2(saved, 2)
       os.close(saved)
@@ -47,6 +51,25 @@ def import_tensorflow() -> bool:
         if line.strip() and not is_banner(line, bool(gpus)):
           print(line, file=sys.stderr)
   return bool(gpus)
+
+
+PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
+
+
+class _ProjectInfoOnly(logging.Filter):
+  """Passes every warning and error, and info lines from the project's own files only."""
+
+  def filter(self, record: logging.LogRecord) -> bool:
+    return record.levelno > logging.INFO or os.path.abspath(record.pathname).startswith(PROJECT_ROOT)
+
+
+def quiet_foreign_info_lines() -> None:
+  """TensorFlow logs info lines of its own through absl and its `tensorflow` logger (checkpoint
+  sharding timings, for one); they are not the project's, so they stay off stderr."""
+  logging.getLogger("tensorflow").setLevel(logging.WARNING)
+  absl_logger = logging.getLogger("absl")
+  if not any(isinstance(f, _ProjectInfoOnly) for f in absl_logger.filters):
+    absl_logger.addFilter(_ProjectInfoOnly())
 
 
 # Runs in its own process, so that a native crash of the main process loses none of its last lines:

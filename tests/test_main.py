@@ -135,6 +135,11 @@ def test_cli_trains_and_evaluates_offline_on_digits(tmp_path):
           "--probe_dataset_hold_ratio=0", f"--checkpoint_path={tmp_path}"]
   train = run_cli(*args)
   assert train.returncode == 0, train.stderr[-3000:]
+  # Every log line on stderr is the project's own (TensorFlow's info lines, e.g. checkpoint sharding, are not).
+  sources = {line.split("]")[0].split()[-1].split(":")[0] for line in train.stderr.splitlines() if line[:1] in "IWE"
+             and line[1:5].isdigit()}
+  assert sources and sources <= {"experiment.py", "callbacks.py", "writer.py", "checkpoints.py", "strategy.py",
+                                 "main.py"}, sources
   run_dir = tiny_digits_config(tmp_path).run_dir
   results = json.load(open(os.path.join(run_dir, run_files.RESULTS_FILE)))
   assert results["step"] == 40 and 0.0 <= results["top1"] <= 1.0

@@ -1,4 +1,5 @@
 """TensorFlow's machine-dependent info lines never reach the user's stderr; every other line does."""
+import logging
 import os
 import subprocess
 import sys
@@ -54,3 +55,16 @@ def test_a_bad_flag_prints_exactly_the_projects_line():
   assert result.returncode == 2
   assert result.stderr.splitlines() == [
       "error: --method=bogus is not known: choose one of absgd, ieg, l2r, prl, sigua, sln, supervised"]
+
+
+def test_info_lines_of_other_packages_are_dropped_and_the_projects_kept():
+  keep = quiet_import._ProjectInfoOnly()  # pylint: disable=protected-access
+
+  def record(level, path):
+    return logging.LogRecord("absl", level, path, 1, "message", None, None)
+
+  foreign = "/usr/lib/python3/site-packages/tensorflow/python/checkpoint/functional_saver.py"
+  own = os.path.join(REPO, "ieg", "run", "callbacks.py")
+  assert not keep.filter(record(logging.INFO, foreign))
+  assert keep.filter(record(logging.WARNING, foreign)) and keep.filter(record(logging.ERROR, foreign))
+  assert keep.filter(record(logging.INFO, own))

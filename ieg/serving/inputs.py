@@ -20,6 +20,21 @@ def load_images(paths: list[str], image_shape: tuple[int, int, int]) -> np.ndarr
                 image_shape)
 
 
+class ImageFileBatches:
+  """Image files decoded a slice at a time (`batches[a:b]`, fitted to the run's image shape), so a
+  large --predict_input is never in memory whole; a file that does not decode stops the slice
+  that reads it with one line naming it."""
+
+  def __init__(self, paths: list[str], image_shape: tuple[int, int, int]):
+    self.paths, self.image_shape = list(paths), tuple(image_shape)
+
+  def __len__(self) -> int:
+    return len(self.paths)
+
+  def __getitem__(self, rows: slice) -> np.ndarray:
+    return load_images(self.paths[rows], self.image_shape)
+
+
 def fit_to_shape(image, image_shape: tuple[int, int, int]) -> np.ndarray:
   """uint8 [h, w, c] with c in 1..4 -> uint8 [H, W, C]: alpha dropped, grey <-> RGB, area-averaged resize."""
   height, width, channels = image_shape
@@ -38,7 +53,8 @@ def fit_to_shape(image, image_shape: tuple[int, int, int]) -> np.ndarray:
 
 
 def read_inputs(path: str, image_shape: tuple[int, int, int]) -> tuple[str, list[str], np.ndarray]:
-  """(key column name, one key per image, uint8 images [N, H, W, C]) from a folder, a .csv or an .npz."""
+  """(key column name, one key per image, uint8 images [N, H, W, C]) from a folder, a .csv or an .npz;
+  the images of a folder or a .csv come as `ImageFileBatches`, read when sliced."""
   if not os.path.exists(path):
     raise UserError(f"--predict_input={path} does not exist: give a folder of images, a .csv or an .npz")
   if os.path.isdir(path):
@@ -56,7 +72,7 @@ def _folder(folder: str, image_shape) -> tuple[list[str], np.ndarray]:
   keys = sorted(os.path.relpath(p, folder).replace(os.sep, "/") for p in found)
   if not keys:
     raise UserError(f"--predict_input={folder} holds no images (*.png, *.jpg, *.jpeg, *.bmp, *.gif)")
-  return keys, load_images([os.path.join(folder, k) for k in keys], image_shape)
+  return keys, ImageFileBatches([os.path.join(folder, k) for k in keys], image_shape)
 
 
 def _csv(path: str, image_shape) -> tuple[str, list[str], np.ndarray]:
@@ -78,7 +94,7 @@ def _csv(path: str, image_shape) -> tuple[str, list[str], np.ndarray]:
   for key, file in zip(keys, files):
     if not key or not os.path.isfile(file):
       raise UserError(f"{path}: the image {file} does not exist (paths are relative to the CSV)")
-  return "path", keys, load_images(files, image_shape)
+  return "path", keys, ImageFileBatches(files, image_shape)
 
 
 def _npz(path: str, image_shape) -> tuple[str, list[str], np.ndarray]:

@@ -17,6 +17,7 @@ from core.errors import UserError
 from ieg import experiment
 from ieg.config import RunConfig
 from ieg.serving import inputs as inputs_lib
+from ieg.serving import predict as predict_lib
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 NUM_IMAGES = 40
@@ -199,8 +200,28 @@ def test_bad_inputs_are_one_line_errors_naming_the_file(tmp_path, make, message)
   make(tmp_path)
   target = next((tmp_path / n for n in ("in", "in.csv", "in.npz") if (tmp_path / n).exists()), tmp_path / "in")
   with pytest.raises(UserError, match=message) as caught:
-    inputs_lib.read_inputs(str(target), (8, 8, 1))
+    _, _, images = inputs_lib.read_inputs(str(target), (8, 8, 1))
+    images[0:len(images)]   # folder and CSV images are decoded when read
   assert "\n" not in str(caught.value)
+
+
+def test_folder_images_are_decoded_a_batch_at_a_time(tmp_path, monkeypatch):
+  reference = np.random.default_rng(0).integers(0, 256, size=(7, 8, 8), dtype=np.uint8)
+  for i, image in enumerate(reference):
+    Image.fromarray(image).save(tmp_path / f"{i}.png")
+  decoded = []
+  real = inputs_lib.load_images
+  monkeypatch.setattr(inputs_lib, "load_images", lambda paths, shape: decoded.append(len(paths)) or real(paths, shape))
+  key, keys, images = inputs_lib.read_inputs(str(tmp_path), (8, 8, 1))
+  assert key == "path" and keys == [f"{i}.png" for i in range(7)] and len(images) == 7 and decoded == []
+
+  class Module:  # serve() as the export's: here the mean pixel of each image, to check rows and order
+    def serve(self, batch):
+      return tf.reduce_mean(tf.cast(batch, tf.float32), axis=[1, 2])
+
+  probs = predict_lib.probabilities(Module(), images, batch_size=3)
+  assert decoded == [3, 3, 1]   # never more than one batch in memory
+  np.testing.assert_allclose(probs[:, 0], reference.reshape(7, -1).mean(axis=1), rtol=1e-6)
 
 
 def test_images_are_converted_to_the_run_channels_and_size():

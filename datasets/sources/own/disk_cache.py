@@ -33,9 +33,9 @@ def decode_to_disk(paths: list[str], *, image_size: int, skip_bad: bool, where: 
                    cache_dir: str) -> decode.Decoded:
   """`decode.decode_files`, with the images in a file under `cache_dir` instead of memory."""
   base = os.path.join(cache_dir, cache_name(paths, image_size=image_size, skip_bad=skip_bad))
-  found = _read_index(base)
-  if found is not None:
-    kept, target = found
+  index = read_index(base)
+  if index is not None:
+    kept, target = np.asarray(index["kept"], np.int64), tuple(index["shape"])
     logging.getLogger("absl").info("%s: reading the decoded images from %s", where, base + SUFFIX)
     decode.check_bad(where, paths, sorted(set(range(len(paths))) - set(kept.tolist())), skip_bad)
   else:
@@ -45,7 +45,8 @@ def decode_to_disk(paths: list[str], *, image_size: int, skip_bad: bool, where: 
     kept = np.array(sorted(shapes), dtype=np.int64)
     target = decode.target_shape([shapes[int(i)] for i in kept], [paths[int(i)] for i in kept],
                                  image_size=image_size, where=where)
-    _write(paths, kept, target, base, where)
+    write_images(_decoded_in_order(paths, kept, where), len(kept), target, base, where,
+                 {"kept": kept.tolist()})
   return decode.Decoded(images=DiskImages(base + SUFFIX, target, len(kept)), kept=kept)
 
 
@@ -62,16 +63,17 @@ def cache_name(paths: list[str], *, image_size: int, skip_bad: bool) -> str:
   return f"images_{len(paths)}_{digest.hexdigest()[:20]}"
 
 
-def _read_index(base: str) -> tuple[np.ndarray, tuple[int, int, int]] | None:
-  """(files kept, image shape) of a complete earlier decode, or None."""
+def read_index(base: str) -> dict | None:
+  """The index of a complete earlier write of base + SUFFIX ('count', 'shape' and what the writer
+  added), or None."""
   try:
     with open(base + INDEX_SUFFIX, encoding="utf-8") as f:
       index = json.load(f)
-    kept, target = np.asarray(index["kept"], np.int64), tuple(int(s) for s in index["shape"])
-    complete = os.path.getsize(base + SUFFIX) == len(kept) * int(np.prod(target))
+    index["shape"] = tuple(int(s) for s in index["shape"])
+    complete = os.path.getsize(base + SUFFIX) == int(index["count"]) * int(np.prod(index["shape"]))
   except (OSError, ValueError, KeyError, TypeError):
     return None
-  return (kept, target) if complete and len(target) == 3 else None
+  return index if complete and len(index["shape"]) == 3 else None
 
 
 def _shapes(paths: list[str]):
@@ -82,11 +84,26 @@ def _shapes(paths: list[str]):
       deterministic=True).as_numpy_iterator()
 
 
-def _write(paths: list[str], kept: np.ndarray, target: tuple[int, int, int], base: str, where: str) -> None:
-  """Decodes the kept files into base + SUFFIX beside their index; the image file appears last,
+def _decoded_in_order(paths: list[str], kept: np.ndarray, where: str):
+  """The kept files decoded again, in order; one that decoded before and does not now is an error."""
+  count = 0
+  for index, image in decode.decoded_dataset([paths[int(i)] for i in kept]).as_numpy_iterator():
+    if int(index) != count:
+      break
+    yield image
+    count += 1
+  if count != len(kept):
+    raise UserError(f"{where}: {paths[int(kept[count])]} changed while it was read (it no longer "
+                    "decodes); fix it and run again")
+
+
+def write_images(images, count: int, target: tuple[int, int, int], base: str, where: str,
+                 index: dict) -> None:
+  """Writes `count` images ([H, W, 1..4] each, any size: converted to `target` a chunk at a time)
+  to base + SUFFIX and `index` (with count and shape) beside it; the image file appears last,
   complete, under its final name."""
   path = base + SUFFIX
-  size = len(kept) * int(np.prod(target))
+  size = count * int(np.prod(target))
   try:
     os.makedirs(os.path.dirname(path), exist_ok=True)
     free = shutil.disk_usage(os.path.dirname(path)).free
@@ -97,17 +114,13 @@ def _write(paths: list[str], kept: np.ndarray, target: tuple[int, int, int], bas
     raise UserError(f"{where}: the decoded images need {decode.human_size(size)} on disk and "
                     f"{os.path.dirname(path)} has {decode.human_size(free)} free: pass "
                     f"{decode.CACHE_DIR_FLAG}=DIR on a larger disk, or a smaller {decode.SIZE_FLAG}")
-  logging.getLogger("absl").info("%s: decoding %d images of %dx%dx%d (%s) to %s", where, len(kept),
+  logging.getLogger("absl").info("%s: decoding %d images of %dx%dx%d (%s) to %s", where, count,
                                  target[1], target[0], target[2], decode.human_size(size), path)
   partial = f"{path}.{os.getpid()}.partial"
-  out = np.memmap(partial, dtype=np.uint8, mode="w+", shape=(len(kept), *target))
+  out = np.memmap(partial, dtype=np.uint8, mode="w+", shape=(count, *target))
   try:
-    written = 0
-    chunk = []
-    for index, image in decode.decoded_dataset([paths[int(i)] for i in kept]).as_numpy_iterator():
-      if int(index) != written + len(chunk):   # decoded in the first pass, not in this one
-        raise UserError(f"{where}: {paths[int(kept[written + len(chunk)])]} changed while it was "
-                        "read (it no longer decodes); fix it and run again")
+    written, chunk = 0, []
+    for image in images:
       chunk.append(image)
       if len(chunk) == CHUNK:
         out[written:written + CHUNK] = decode.to_common_shape(chunk, target)
@@ -115,15 +128,15 @@ def _write(paths: list[str], kept: np.ndarray, target: tuple[int, int, int], bas
     if chunk:
       out[written:written + len(chunk)] = decode.to_common_shape(chunk, target)
       written += len(chunk)
-    if written != len(kept):
-      raise UserError(f"{where}: {paths[int(kept[written])]} changed while it was read (it no longer "
-                      "decodes); fix it and run again")
+    if written != count:
+      raise UserError(f"{where}: read {written} images where {count} were counted; the data changed "
+                      "while it was read: run again")
     out.flush()
     del out
-    index = f"{base}{INDEX_SUFFIX}.{os.getpid()}.partial"
-    with open(index, "w", encoding="utf-8") as f:
-      json.dump({"kept": kept.tolist(), "shape": list(target)}, f)
-    os.replace(index, base + INDEX_SUFFIX)
+    index_partial = f"{base}{INDEX_SUFFIX}.{os.getpid()}.partial"
+    with open(index_partial, "w", encoding="utf-8") as f:
+      json.dump({**index, "count": count, "shape": list(target)}, f)
+    os.replace(index_partial, base + INDEX_SUFFIX)
     os.replace(partial, path)
   finally:
     if os.path.exists(partial):

@@ -55,28 +55,37 @@ def split_test(labels: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarr
 
 def load_images(paths: list[str], options: SourceOptions, where: str) -> decode.Decoded:
   """The files decoded in memory, or once to disk when the set is too large (--image_cache)."""
-  if options.image_cache not in decode.STORES:
-    raise UserError(f"{decode.STORE_FLAG}={options.image_cache} is not known: choose one of "
-                    f"{', '.join(decode.STORES)}")
   if not paths:
     raise UserError(f"{where}: no image files to read")
   estimate = None if options.image_cache == "disk" else decode.memory_estimate(paths, image_size=options.image_size)
-  to_disk = options.image_cache == "disk" or (options.image_cache == "auto" and estimate is not None
-                                              and not estimate.fits)
-  if not to_disk:
+  if not use_disk(options, estimate, where):
     return decode.decode_files(paths, image_size=options.image_size, skip_bad=options.skip_bad_images,
                                where=where, estimate=estimate)
+  return disk_cache.decode_to_disk(paths, image_size=options.image_size, skip_bad=options.skip_bad_images,
+                                   where=where, cache_dir=options.image_cache_dir)
+
+
+def use_disk(options: SourceOptions, estimate: decode.MemoryEstimate | None, where: str) -> bool:
+  """Whether decoded images go to disk: --image_cache=disk, or auto with a set too large for
+  memory (said in one warning). --image_cache=memory with a set too large is one error."""
+  if options.image_cache not in decode.STORES:
+    raise UserError(f"{decode.STORE_FLAG}={options.image_cache} is not known: choose one of "
+                    f"{', '.join(decode.STORES)}")
+  too_large = estimate is not None and not estimate.fits
+  if options.image_cache == "memory" and too_large:
+    raise estimate.error(where)
+  if options.image_cache == "memory" or (options.image_cache == "auto" and not too_large):
+    return False
   if not options.image_cache_dir:
     raise UserError(f"{where}: decoded images go to disk here, but no folder is set for them: pass "
                     f"{decode.CACHE_DIR_FLAG}=DIR")
-  if estimate is not None:
+  if too_large:
     logging.getLogger("absl").warning(
         "%s: %d images need about %s of memory once decoded, more than the %s free: they are decoded "
-        "once to %s and read from there (%s=memory to refuse)", where, len(paths),
+        "once to %s and read from there (%s=memory to refuse)", where, estimate.count,
         decode.human_size(estimate.need), decode.human_size(estimate.available), options.image_cache_dir,
         decode.STORE_FLAG)
-  return disk_cache.decode_to_disk(paths, image_size=options.image_size, skip_bad=options.skip_bad_images,
-                                   where=where, cache_dir=options.image_cache_dir)
+  return True
 
 
 def build_raw(splits: dict[str, LabelledFiles], *, num_classes: int, class_names: list[str] | None,

@@ -210,3 +210,51 @@ def test_pipelines_read_the_same_batches_from_disk(both_loads):
   ordered = _batches(pipeline.ordered_batches(disk.x_train, {"index": np.arange(len(disk.y_train))}, batch_size=5), 99)
   np.testing.assert_array_equal(np.concatenate([b["image"] for b in ordered]), memory.x_train)
   assert [len(b["index"]) for b in ordered][-1] == len(memory.y_train) - 5 * (len(ordered) - 1)
+
+
+def test_tfds_on_disk_matches_memory_and_is_read_back_without_the_dataset(tmp_path, monkeypatch):
+  tfds = pytest.importorskip("tensorflow_datasets")
+  from datasets.sources.own import tfds_family  # pylint: disable=g-import-not-at-top
+  with tfds.testing.mock_data(num_examples=10):
+    memory = load_raw("tfds:mnist", tmp_path, None, options(image_size=14, image_cache="memory"))
+    disk = load_raw("tfds:mnist", tmp_path, None, _disk(tmp_path, image_size=14))
+  assert isinstance(disk.x_train, disk_images.DiskImages) and disk.x_train.shape == (10, 14, 14, 1)
+  for split in ("train", "test"):
+    np.testing.assert_array_equal(np.asarray(getattr(disk, f"x_{split}")), getattr(memory, f"x_{split}"))
+    np.testing.assert_array_equal(getattr(disk, f"y_{split}"), getattr(memory, f"y_{split}"))
+  [name] = _cache_files(tmp_path)
+  assert name.startswith("tfds_mnist_") and os.path.getsize(tmp_path / "cache" / name) == 20 * 14 * 14
+  monkeypatch.setattr(tfds_family, "_examples", lambda *a: pytest.fail("the dataset was read again"))
+  with tfds.testing.mock_data(num_examples=10):
+    again = load_raw("tfds:mnist", tmp_path, None, _disk(tmp_path, image_size=14))
+  np.testing.assert_array_equal(np.asarray(again.x_test), memory.x_test)
+  # Without a test split the holdout is drawn on the rows of the file, as in memory.
+  monkeypatch.undo()
+  monkeypatch.setattr(tfds_family, "split_names", lambda builder: ["train"])
+  with tfds.testing.mock_data(num_examples=10):
+    memory = load_raw("tfds:mnist", tmp_path, None, options(test_fraction=0.3, image_cache="memory"))
+    disk = load_raw("tfds:mnist", tmp_path, None, _disk(tmp_path, test_fraction=0.3))
+  np.testing.assert_array_equal(np.asarray(disk.x_test), memory.x_test)
+  np.testing.assert_array_equal(disk.y_train, memory.y_train)
+
+
+def test_tfds_too_large_for_memory_goes_to_disk_from_its_metadata(tmp_path, monkeypatch):
+  """A prepared set whose metadata gives its size: auto decides before reading anything."""
+  class Split:
+    num_examples = 70_000
+  class Info:
+    features = {"image": type("F", (), {"shape": (28, 28, 1)})()}
+    splits = {"train": Split(), "test": Split()}
+  builder = type("B", (), {"info": Info()})()
+  from datasets.sources.own import tfds_family  # pylint: disable=g-import-not-at-top
+  monkeypatch.setattr(decode, "available_memory_bytes", lambda: 10**8)
+  estimate = tfds_family._memory_estimate(builder, ["train", "test"], "image", options(image_size=32))  # pylint: disable=protected-access
+  # Independent arithmetic: the examples as read, plus two more copies at 32x32.
+  assert estimate.need == 140_000 * 28 * 28 + 2 * 140_000 * 32 * 32 and not estimate.fits
+  from datasets.sources.own import labelled_files  # pylint: disable=g-import-not-at-top
+  assert labelled_files.use_disk(options(image_cache_dir=str(tmp_path)), estimate, "--dataset=tfds:x")
+  with pytest.raises(UserError, match=r"140000 images of 28x28x1 .* --image_cache=disk"):
+    labelled_files.use_disk(options(image_cache="memory"), estimate, "--dataset=tfds:x")
+  monkeypatch.setattr(decode, "available_memory_bytes", lambda: 10**10)
+  fits = tfds_family._memory_estimate(builder, ["train", "test"], "image", options())  # pylint: disable=protected-access
+  assert fits.fits and not labelled_files.use_disk(options(image_cache_dir=str(tmp_path)), fits, "--dataset=tfds:x")

@@ -286,8 +286,10 @@ class MetaMethod(Method):
     weights = update.weights
     stats = {"zero_ratio": tf.reduce_mean(tf.cast(weights <= 0.0, tf.float32)),
              "weight_mean": tf.reduce_mean(weights), "weight_std": tf.math.reduce_std(weights), **update.stats}
+    # A skipped (overflowing float16) step has no meta statistics: it leaves their period means alone.
+    counted = None if update.overflowed is False else 1.0 - tf.cast(update.overflowed, tf.float32)
     for name, value in stats.items():
-      self.extra_metrics[name].update_state(value)
+      self.extra_metrics[name].update_state(value, sample_weight=counted)
     return self.train_results()
 
   def method_scores(self, batch, logits):

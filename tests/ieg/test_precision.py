@@ -206,3 +206,8 @@ def test_an_overflowing_meta_step_is_skipped_with_a_finite_loss(kind):
     np.testing.assert_array_equal(v.numpy(), b)
   assert float(optimizer.dynamic_scale.numpy()) == 2.0 ** 39
   assert int(optimizer.iterations.numpy()) == 1
+  # The skipped step's meta statistics are not averaged in (they would read as zeros).
+  assert model.extra_metrics and all(float(m.count.numpy()) == 0.0 for m in model.extra_metrics.values())
+  model.optimizer.dynamic_scale.assign(1.0)   # a scale that fits: the next step counts
+  model.train_on_batch(test_l2r.teacher_batch())
+  assert all(float(m.count.numpy()) == 1.0 for m in model.extra_metrics.values())

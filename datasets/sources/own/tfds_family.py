@@ -43,27 +43,9 @@ def load_tfds(member: str, data_dir: str | None, dataset_file: str | None,
   splits = split_names(builder)
   with_test = splits is None or "test" in splits
   read = ["train", "test"] if with_test else ["train"]
-  if labelled_files.use_disk(options, _memory_estimate(builder, read, image_key, options), where):
-    images, labels = _read_to_disk(builder, member, read, keys, data_dir, options, where)
-    x_train, y_train = images[np.arange(len(labels["train"]))], labels["train"]
-    if with_test:
-      x_test, y_test = images[len(y_train) + np.arange(len(labels["test"]))], labels["test"]
-    else:
-      test, train = split_test(y_train, options.test_fraction, options.seed)
-      x_test, y_test, x_train, y_train = x_train[test], y_train[test], x_train[train], y_train[train]
-  else:
-    x_train, y_train = _read_split(builder, "train", keys, data_dir, where)
-    if with_test:
-      x_test, y_test = _read_split(builder, "test", keys, data_dir, where)
-    else:   # no test split: hold out --test_fraction of train
-      test, train = split_test(y_train, options.test_fraction, options.seed)
-      x_test, y_test = [x_train[i] for i in test], y_train[test]
-      x_train, y_train = [x_train[i] for i in train], y_train[train]
-    names = [f"{image_key} {i} of {split}" for split, xs in (("train", x_train), ("test", x_test))
-             for i in range(len(xs))]
-    images = decode.common_shape(list(x_train) + list(x_test), names,
-                                 image_size=options.image_size, where=where)
-    x_train, x_test = images[:len(x_train)], images[len(x_train):]
+  on_disk = labelled_files.use_disk(options, _memory_estimate(builder, read, image_key, options), where)
+  x_train, y_train, x_test, y_test = (_splits_on_disk if on_disk else _splits_in_memory)(
+      builder, member, read, keys, data_dir, options, where)
   num_classes = getattr(label_feature, "num_classes", None) or int(max(y_train.max(), y_test.max())) + 1
   class_names = list(getattr(label_feature, "names", None) or []) or None
   if class_names == [str(i) for i in range(num_classes)]:
@@ -78,6 +60,35 @@ register_family(PREFIX, load_tfds)
 def split_names(builder) -> list[str] | None:
   """The builder's split names; None when its metadata does not list them (mocked data)."""
   return list(builder.info.splits) or None
+
+
+def _splits_in_memory(builder, member: str, read: list[str], keys: tuple[str, str], data_dir: str | None,
+                      options: SourceOptions, where: str):
+  """(x_train, y_train, x_test, y_test) read into memory; without a test split --test_fraction of
+  train is held out."""
+  del member
+  x_train, y_train = _read_split(builder, "train", keys, data_dir, where)
+  if "test" in read:
+    x_test, y_test = _read_split(builder, "test", keys, data_dir, where)
+  else:
+    test, train = split_test(y_train, options.test_fraction, options.seed)
+    x_test, y_test = [x_train[i] for i in test], y_train[test]
+    x_train, y_train = [x_train[i] for i in train], y_train[train]
+  names = [f"{keys[0]} {i} of {split}" for split, xs in (("train", x_train), ("test", x_test))
+           for i in range(len(xs))]
+  images = decode.common_shape(list(x_train) + list(x_test), names, image_size=options.image_size, where=where)
+  return images[:len(x_train)], y_train, images[len(x_train):], y_test
+
+
+def _splits_on_disk(builder, member: str, read: list[str], keys: tuple[str, str], data_dir: str | None,
+                    options: SourceOptions, where: str):
+  """(x_train, y_train, x_test, y_test) as rows of one file on disk (`_read_to_disk`)."""
+  images, labels = _read_to_disk(builder, member, read, keys, data_dir, options, where)
+  x_train, y_train = images[np.arange(len(labels["train"]))], labels["train"]
+  if "test" in read:
+    return x_train, y_train, images[len(y_train) + np.arange(len(labels["test"]))], labels["test"]
+  test, train = split_test(y_train, options.test_fraction, options.seed)
+  return x_train[train], y_train[train], x_train[test], y_train[test]
 
 
 def _memory_estimate(builder, read: list[str], image_key: str, options: SourceOptions) -> decode.MemoryEstimate | None:

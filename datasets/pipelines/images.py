@@ -9,8 +9,8 @@ Images stay uint8 until the end, where they are mapped to [-1, 1] as the origina
 import numpy as np
 import tensorflow as tf
 
-from core.errors import UserError
 from core import disk_images
+from core.errors import UserError
 from datasets import sources
 from datasets.sources import registry as source_registry
 
@@ -129,7 +129,7 @@ def eval_dataset(images: np.ndarray, labels: np.ndarray, *, batch_size: int) -> 
 
 def row_reader(images):
   """A function rows (int64 [B]) -> uint8 images [B, H, W, C]: a gather from the array in memory,
-  or a read from the file when the images are on disk (`datasets.disk_images`)."""
+  or a read from the file when the images are on disk (`core.disk_images`)."""
   if not disk_images.is_on_disk(images):
     constant = tf.constant(images)
     return lambda rows: tf.gather(constant, rows)

@@ -43,15 +43,11 @@ def is_image_file(name: str) -> bool:
   return not name.startswith(".") and name.lower().endswith(IMAGE_EXTENSIONS)
 
 
-def decode_files(paths: list[str], *, image_size: int, skip_bad: bool, where: str,
-                 estimate: MemoryEstimate | None = None) -> Decoded:
+def decode_files(paths: list[str], *, image_size: int, skip_bad: bool, where: str) -> Decoded:
   """Decodes `paths` in order into memory; `where` (e.g. '--dataset=folder') starts every error.
-  A set that would not fit (`estimate`, taken here when not given) stops before decoding."""
+  Whether the set fits is the caller's question (`memory_estimate`)."""
   if not paths:
     raise UserError(f"{where}: no image files to read")
-  estimate = estimate or memory_estimate(paths, image_size=image_size)
-  if estimate is not None and not estimate.fits:
-    raise estimate.error(where)
   decoded = _decode_all(paths)
   bad = [i for i in range(len(paths)) if i not in decoded]
   check_bad(where, paths, bad, skip_bad)
@@ -105,13 +101,6 @@ def memory_estimate(paths: list[str], *, image_size: int) -> MemoryEstimate | No
                    (max(i.shape[0] for i in sample), max(i.shape[1] for i in sample)))
   return MemoryEstimate(len(paths), height, width, channels,
                         decoded_bytes(len(paths), height, width, channels), available)
-
-
-def check_fits_in_memory(paths: list[str], *, image_size: int, where: str) -> None:
-  """UserError when `paths` decoded would not fit in the memory this process may still take."""
-  estimate = memory_estimate(paths, image_size=image_size)
-  if estimate is not None and not estimate.fits:
-    raise estimate.error(where)
 
 
 def decoded_bytes(count: int, height: int, width: int, channels: int) -> int:

@@ -1,4 +1,4 @@
-"""Image files decoded once into a file on disk (`datasets.disk_images`), for sets larger than memory.
+"""Image files decoded once into a file on disk (`core.disk_images`), for sets larger than memory.
 
 Two passes over the files in tf.data. The first decodes every file and keeps only its shape, which
 fixes the set's one shape exactly as in memory (`decode.target_shape`); the second decodes again
@@ -20,8 +20,8 @@ import shutil
 
 import numpy as np
 
-from core.errors import UserError
 from core.disk_images import DiskImages
+from core.errors import UserError
 from datasets.sources.own import decode
 
 CHUNK = 512        # images converted and written at a time

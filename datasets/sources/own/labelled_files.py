@@ -60,7 +60,7 @@ def load_images(paths: list[str], options: SourceOptions, where: str) -> decode.
   estimate = None if options.image_cache == "disk" else decode.memory_estimate(paths, image_size=options.image_size)
   if not use_disk(options, estimate, where):
     return decode.decode_files(paths, image_size=options.image_size, skip_bad=options.skip_bad_images,
-                               where=where, estimate=estimate)
+                               where=where)
   return disk_cache.decode_to_disk(paths, image_size=options.image_size, skip_bad=options.skip_bad_images,
                                    where=where, cache_dir=options.image_cache_dir)
 

@@ -8,6 +8,7 @@ for memory (--image_cache) is read once into a file on disk, as folders are.
 """
 from __future__ import annotations
 
+import hashlib
 import os
 
 import numpy as np
@@ -153,7 +154,6 @@ def _read_to_disk(builder, member: str, read: list[str], keys: tuple[str, str], 
 
 def _cache_name(builder, member: str, read: list[str], image_size: int) -> str:
   """Changes with the dataset, its version and prepared files, the splits read and --image_size."""
-  import hashlib  # pylint: disable=g-import-not-at-top
   digest = hashlib.sha256(f"{member}\0{builder.info.version}\0{read}\0{int(image_size)}\0{builder.data_dir}".encode())
   if os.path.isdir(builder.data_dir):
     for name in sorted(os.listdir(builder.data_dir)):
